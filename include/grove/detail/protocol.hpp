@@ -1,0 +1,125 @@
+// The cancellation protocol between a suspended task and what it awaits.
+//
+// Every co_await inside a grove::task goes through promise::await_transform,
+// which wraps the awaiter in an `adapter`. The adapter speaks standard C++
+// to the compiler and this protocol to the awaiter. An awaiter may provide:
+//
+//   bool await_early_cancel() noexcept
+//       Called instead of await_ready() when the frame is already cancelled
+//       as it reaches this co_await. true: the operation was not started and
+//       the frame unwinds now. false: start it anyway (a shielded scope does
+//       this). Default: true — nothing is started in a cancelled context.
+//
+//   bool await_cancel(std::coroutine_handle<> h) noexcept
+//       Called while suspended when cancellation reaches the frame (at most
+//       once per cancel request; must tolerate being called again, e.g. when
+//       a graceful cancel is followed by a forced one). true: the operation
+//       is cancelled synchronously and `h` will never be resumed; the frame
+//       may be destroyed at once. false: `h` will be resumed later, and
+//       await_must_resume() says how it ended.
+//       An awaiter without await_cancel cannot be cancelled while suspended
+//       (the task notices the cancellation at its next suspension point).
+//
+//   bool await_must_resume() noexcept
+//       Called when `h` is resumed. true: the operation produced a result and
+//       await_resume() will be called. false: cancellation is confirmed; the
+//       frame unwinds without calling await_resume(), so nothing is lost
+//       (an awaiter that holds something, e.g. a semaphore permit, must have
+//       passed it on before answering false). Default: true.
+//
+//   void await_set_parent(promise_base&) noexcept
+//       Tells the awaiter which frame awaits it (tasks inherit its context).
+//
+// "Unwinding" is never an exception: the frame is marked cancelled and its
+// awaiter is resumed, which asks *its* awaiter the same question, up to the
+// boundary that owns the chain (a cancel scope, a task group, the loop);
+// the boundary destroys the top frame and C++ destroys the rest, innermost
+// first, running every destructor in reverse order. catch (...) never sees it.
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <grove/detail/cancel_node.hpp>
+#include <grove/detail/proxy_frame.hpp>
+
+namespace grove::detail {
+
+struct promise_base;
+
+enum class task_state : unsigned char { running, value, error, cancelled };
+
+// What a suspended frame is waiting on, seen from the cancellation side.
+class awaiting_base {
+ public:
+  virtual bool cancel() noexcept = 0;
+  // One line per level into `out`, for deadlock and teardown reports.
+  virtual void describe(std::string& out, int depth) const = 0;
+
+ protected:
+  ~awaiting_base() = default;
+};
+
+// Describes a frame's current wait (or that it is running) into `out`.
+void describe_frame(const promise_base& p, std::string& out, int depth);
+std::string demangle(const char* name);
+void indent(std::string& out, int depth);
+
+template <class A>
+concept has_member_co_await = requires(A&& a) { std::forward<A>(a).operator co_await(); };
+template <class A>
+concept has_free_co_await = requires(A&& a) { operator co_await(std::forward<A>(a)); };
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (has_member_co_await<A>)
+    return std::forward<A>(a).operator co_await();
+  else if constexpr (has_free_co_await<A>)
+    return operator co_await(std::forward<A>(a));
+  else
+    return std::forward<A>(a);
+}
+
+template <class A>
+using awaiter_t = decltype(get_awaiter(std::declval<A>()));
+
+template <class Aw>
+concept cancellable_awaiter = requires(Aw& a, std::coroutine_handle<> h) {
+  { a.await_cancel(h) } noexcept -> std::same_as<bool>;
+};
+
+template <class Aw>
+bool early_cancel(Aw& a) noexcept {
+  if constexpr (requires { { a.await_early_cancel() } -> std::same_as<bool>; })
+    return a.await_early_cancel();
+  else
+    return true;
+}
+
+template <class Aw>
+bool must_resume(Aw& a) noexcept {
+  if constexpr (requires { { a.await_must_resume() } -> std::same_as<bool>; })
+    return a.await_must_resume();
+  else
+    return true;
+}
+
+// Maps await_suspend's three legal return types onto symmetric transfer.
+template <class Aw>
+std::coroutine_handle<> suspend_into(Aw& a, std::coroutine_handle<> given,
+                                     std::coroutine_handle<> self) {
+  using R = decltype(a.await_suspend(given));
+  if constexpr (std::is_void_v<R>) {
+    a.await_suspend(given);
+    return std::noop_coroutine();
+  } else if constexpr (std::same_as<R, bool>) {
+    return a.await_suspend(given) ? std::noop_coroutine() : self;
+  } else {
+    return a.await_suspend(given);
+  }
+}
+
+}  // namespace grove::detail

@@ -1,0 +1,170 @@
+// The event loop: single-threaded, epoll-based, with an intrusive timer heap,
+// an intrusive ready queue, an eventfd for posts from other threads, and fd
+// watches (signalfd, pidfd). A virtual-clock variant runs the same code with
+// time that jumps to the next timer when every task is blocked.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <grove/detail/intrusive.hpp>
+#include <grove/outcome.hpp>
+#include <grove/task.hpp>
+
+namespace grove {
+
+// The loop's clock: steady, nanoseconds. On a virtual loop it is virtual.
+using clock = std::chrono::steady_clock;
+using duration = std::chrono::nanoseconds;
+using time_point = std::chrono::time_point<clock, duration>;
+
+class event_loop;
+
+namespace detail {
+
+// Something the loop resumes: a frame, or a proxy standing for a callback.
+struct ready_node : list_hook {
+  std::coroutine_handle<> target;
+};
+
+// A deadline in the loop's heap. Removes itself when destroyed.
+struct timer_node {
+  time_point deadline{};
+  std::size_t heap_index = npos;
+  std::uint64_t seq = 0;  // equal deadlines fire in the order they were set
+  event_loop* loop = nullptr;
+  ready_node fire;        // posted to the ready queue when the deadline passes
+
+  static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+  bool armed() const noexcept { return heap_index != npos; }
+  timer_node() noexcept = default;
+  timer_node(const timer_node&) = delete;
+  timer_node& operator=(const timer_node&) = delete;
+  ~timer_node();
+};
+
+// An fd the loop polls; `on_event` runs on the loop thread.
+struct fd_watch {
+  int fd = -1;
+  std::uint32_t events = 0;
+  void (*on_event)(fd_watch*, std::uint32_t) = nullptr;
+};
+
+}  // namespace detail
+
+enum class clock_mode { real, virtual_time };
+
+class event_loop {
+ public:
+  explicit event_loop(clock_mode mode = clock_mode::real);
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+  ~event_loop();
+
+  // The loop running on this thread, or nullptr.
+  static event_loop* current() noexcept;
+
+  time_point now() const noexcept;
+  bool is_virtual() const noexcept { return mode_ == clock_mode::virtual_time; }
+
+  // Runs `t` to completion as the root task and returns how it ended.
+  // Throws deadlock_error when nothing can ever wake the blocked tasks, and
+  // std::logic_error when called while a loop already runs on this thread.
+  template <class T>
+  outcome<T> run(task<T> t);
+
+  // Cancels the root task gracefully (shielded cleanups still run).
+  void cancel_root() noexcept;
+  // Forced cancellation: shields stop holding, then the root is cancelled.
+  void force_cancel() noexcept;
+  bool forced() const noexcept { return forced_; }
+
+  // --- for primitives built on the loop (not needed by task code) ---
+  void post(detail::ready_node& n) noexcept { ready_.push_back(n); }
+  // From any thread: wakes the loop and posts `n` on the loop thread.
+  void post_threadsafe(detail::ready_node& n);
+  // External work (a worker thread) that will post back: the virtual clock
+  // waits for it instead of jumping ahead, and the loop is not deadlocked.
+  void hold_external() noexcept { ++external_; }
+  void release_external() noexcept { --external_; }
+
+  void add_timer(detail::timer_node& t, time_point deadline);
+  void remove_timer(detail::timer_node& t) noexcept;
+
+  void watch_fd(detail::fd_watch& w);
+  void unwatch_fd(detail::fd_watch& w) noexcept;
+
+ private:
+  template <class T>
+  struct root;
+
+  void run_until_done(const bool& done, detail::promise_base& root);
+  void fire_timers(time_point now);
+  void run_batch();
+  void poll(bool may_block, time_point wake_at);
+  [[noreturn]] void report_deadlock(const detail::promise_base& root);
+  void heap_up(std::size_t i) noexcept;
+  void heap_down(std::size_t i) noexcept;
+  void heap_swap(std::size_t a, std::size_t b) noexcept;
+
+  clock_mode mode_;
+  time_point virtual_now_{};
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  detail::intrusive_list<detail::ready_node> ready_;
+  std::vector<detail::timer_node*> timers_;
+  std::uint64_t timer_seq_ = 0;
+  std::size_t watches_ = 0;
+  long external_ = 0;
+  bool forced_ = false;
+  detail::cancel_node root_node_;
+  detail::promise_base* root_ = nullptr;
+  bool root_finished_ = false;  // the root was cancelled synchronously
+  std::mutex remote_mutex_;
+  detail::intrusive_list<detail::ready_node> remote_;
+};
+
+// A loop on a virtual clock, for tests: exact, instant timing.
+class virtual_loop : public event_loop {
+ public:
+  virtual_loop() : event_loop(clock_mode::virtual_time) {}
+};
+
+// Time on the current loop's clock. Precondition: called on a loop thread.
+inline time_point now() noexcept { return event_loop::current()->now(); }
+
+template <class T>
+struct event_loop::root {
+  bool done = false;
+  detail::proxy_frame proxy;
+  void on_done() noexcept { done = true; }
+};
+
+template <class T>
+outcome<T> event_loop::run(task<T> t) {
+  auto h = t.handle();
+  auto& p = h.promise();
+  root<T> r;
+  r.proxy = detail::make_proxy<root<T>, &root<T>::on_done>(&r);
+  root_node_ = {};
+  p.node = &root_node_;
+  p.continuation = r.proxy.handle();
+  detail::ready_node start;
+  start.target = h;
+  post(start);
+  run_until_done(r.done, p);
+  if (p.state == detail::task_state::error) return outcome<T>::from_error(p.error);
+  if (p.state == detail::task_state::cancelled) return outcome<T>{};
+  if constexpr (std::is_void_v<T>)
+    return outcome<T>::from_value();
+  else
+    return outcome<T>::from_value(std::move(*p.value));
+}
+
+}  // namespace grove

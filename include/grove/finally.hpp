@@ -1,0 +1,180 @@
+// finally(body, cleanup): async cleanup that always runs.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <grove/errors.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/task.hpp>
+
+namespace grove {
+namespace detail {
+
+template <class T>
+struct body_result {
+  std::optional<T> value;
+  void take_from(promise<T>& p) { value.emplace(std::move(*p.value)); }
+  T get() { return std::move(*value); }
+};
+template <>
+struct body_result<void> {
+  void take_from(promise<void>&) noexcept {}
+  void get() noexcept {}
+};
+
+template <class T, class Cleanup>
+class finally_awaiter {
+ public:
+  finally_awaiter(task<T> body, Cleanup cleanup)
+      : body_(std::move(body)), make_cleanup_(std::move(cleanup)) {}
+  finally_awaiter(const finally_awaiter&) = delete;
+  finally_awaiter& operator=(const finally_awaiter&) = delete;
+
+  void await_set_parent(promise_base& p) noexcept { parent_node_ = p.node; }
+  bool await_ready() const noexcept { return false; }
+
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+    outer_ = h;
+    body_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::on_body_done>(this);
+    auto& p = body_.handle().promise();
+    p.node = parent_node_;
+    p.continuation = body_proxy_.handle();
+    return body_.handle();
+  }
+
+  bool await_cancel(std::coroutine_handle<>) noexcept {
+    if (phase_ == phase::body) {
+      if (body_.handle().promise().cancel()) {
+        // The body is gone; the cleanup must still run, from the loop.
+        phase_ = phase::pending_cleanup;
+        body_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::on_body_done>(this);
+        start_.target = body_proxy_.handle();
+        event_loop::current()->post(start_);
+      }
+      return false;
+    }
+    // The cleanup is shielded; only forced shutdown reaches it.
+    if (phase_ == phase::cleanup && loop_forced() && cleanup_.handle().promise().cancel()) {
+      phase_ = phase::done;
+      return true;
+    }
+    return false;
+  }
+
+  bool await_must_resume() const noexcept { return !result_cancelled_; }
+
+  T await_resume() {
+    if (result_error_) std::rethrow_exception(result_error_);
+    return result_.get();
+  }
+
+  void await_describe(std::string& out, int depth) const {
+    indent(out, depth);
+    out += phase_ == phase::cleanup ? "finally (running cleanup, shielded)\n" : "finally (body)\n";
+    if (phase_ == phase::body) describe_frame(body_.handle().promise(), out, depth + 1);
+    if (phase_ == phase::cleanup) describe_frame(cleanup_.handle().promise(), out, depth + 1);
+  }
+
+ private:
+  enum class phase : unsigned char { body, pending_cleanup, cleanup, done };
+
+  void on_body_done() noexcept {
+    auto& p = body_.handle().promise();
+    body_state_ = p.state;
+    if (body_state_ == task_state::value) {
+      try {
+        result_.take_from(p);
+      } catch (...) {
+        body_state_ = task_state::error;
+        p.error = std::current_exception();
+      }
+    }
+    body_error_ = p.error;
+    body_ = task<T>();  // the body's own destructors run before the cleanup
+    start_cleanup();
+  }
+
+  void start_cleanup() noexcept {
+    phase_ = phase::cleanup;
+    try {
+      cleanup_ = make_cleanup_();
+    } catch (...) {
+      cleanup_error_ = std::current_exception();
+      finish(task_state::error);
+      return;
+    }
+    shield_node_.parent = parent_node_;
+    shield_node_.shield = true;
+    cleanup_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::on_cleanup_done>(this);
+    auto& c = cleanup_.handle().promise();
+    c.node = &shield_node_;
+    c.continuation = cleanup_proxy_.handle();
+    cleanup_.handle().resume();
+  }
+
+  void on_cleanup_done() noexcept {
+    auto& c = cleanup_.handle().promise();
+    cleanup_error_ = c.error;
+    finish(c.state);
+  }
+
+  // Precedence: errors win over cancellation; a body error and a cleanup
+  // error are both reported, as an exception_group {body, cleanup}.
+  void finish(task_state cleanup_state) noexcept {
+    phase_ = phase::done;
+    if (body_error_ && cleanup_error_)
+      result_error_ = std::make_exception_ptr(exception_group({body_error_, cleanup_error_}));
+    else
+      result_error_ = body_error_ ? body_error_ : cleanup_error_;
+    bool cancelled =
+        body_state_ == task_state::cancelled || cleanup_state == task_state::cancelled;
+    result_cancelled_ = cancelled && !result_error_;
+    outer_.resume();
+  }
+
+  task<T> body_;
+  Cleanup make_cleanup_;
+  task<void> cleanup_;
+  cancel_node shield_node_;
+  cancel_node* parent_node_ = nullptr;
+  std::coroutine_handle<> outer_;
+  proxy_frame body_proxy_;
+  proxy_frame cleanup_proxy_;
+  ready_node start_;
+  body_result<T> result_;
+  std::exception_ptr body_error_;
+  std::exception_ptr cleanup_error_;
+  std::exception_ptr result_error_;
+  task_state body_state_ = task_state::running;
+  phase phase_ = phase::body;
+  bool result_cancelled_ = false;
+};
+
+}  // namespace detail
+
+// Runs `body`, then `cleanup()` whatever the body's outcome — value, error,
+// or cancellation — and gives the body's result.
+//
+// The cleanup runs shielded: after a cancellation its own co_awaits proceed
+// normally (a cleanup may sleep, flush, or talk to a server), and only a
+// forced shutdown cancels it. The body's frame (and its destructors) is gone
+// before the cleanup starts.
+//
+// Result: body value + cleanup ok → the value. A cleanup error is thrown;
+// a body error is rethrown unchanged; both together throw an
+// exception_group {body error, cleanup error}. A cancelled body stays
+// cancelled after the cleanup, unless the cleanup threw (errors win).
+// A finally that is cancelled before it starts runs neither.
+template <class T, class Cleanup>
+  requires std::is_invocable_r_v<task<void>, Cleanup&>
+task<T> finally(task<T> body, Cleanup cleanup) {
+  co_return co_await detail::finally_awaiter<T, Cleanup>(std::move(body), std::move(cleanup));
+}
+
+}  // namespace grove

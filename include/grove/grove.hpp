@@ -1,0 +1,10 @@
+// Everything grove offers, in one include.
+#pragma once
+
+#include <grove/cancel.hpp>
+#include <grove/errors.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/finally.hpp>
+#include <grove/outcome.hpp>
+#include <grove/task.hpp>
+#include <grove/time.hpp>

@@ -1,0 +1,252 @@
+// task<T>: grove's coroutine type.
+#pragma once
+
+#include <cassert>
+#include <coroutine>
+#include <exception>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include <grove/detail/protocol.hpp>
+
+namespace grove {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+struct promise_base {
+  cancel_node* node = nullptr;               // cancellation context
+  std::coroutine_handle<> continuation;      // resumed when this frame ends
+  awaiting_base* waiting_on = nullptr;       // set while suspended cancellably
+  std::exception_ptr error;
+  task_state state = task_state::running;
+
+  // Cancellation reaches this frame. true: it is now cancelled synchronously
+  // (nothing will resume it; it may be destroyed). false: it is running, ready
+  // to run, or waiting on something that finishes first; the cancellation is
+  // noticed by the level-triggered check at its next suspension point.
+  bool cancel() noexcept { return waiting_on != nullptr && waiting_on->cancel(); }
+
+  // Marks the frame cancelled; returns what to resume to tell its awaiter.
+  std::coroutine_handle<> finish_cancelled() noexcept {
+    state = task_state::cancelled;
+    waiting_on = nullptr;
+    return continuation ? continuation : std::noop_coroutine();
+  }
+
+  bool cancelled() const noexcept { return state == task_state::cancelled; }
+
+  void unhandled_exception() noexcept {
+    error = std::current_exception();
+    state = task_state::error;
+  }
+};
+
+// Wraps every co_await in a task: the cancellation check at the suspension
+// point, and the proxy that decides between resuming and unwinding.
+template <class Aw>
+class adapter final : public awaiting_base {
+ public:
+  template <class A>
+  adapter(A&& a, promise_base& self) : inner_(get_awaiter(std::forward<A>(a))), self_(&self) {
+    if constexpr (requires { inner_.await_set_parent(self); }) inner_.await_set_parent(self);
+  }
+  adapter(const adapter&) = delete;
+  adapter& operator=(const adapter&) = delete;
+
+  bool await_ready() {
+    if (effectively_cancelled(self_->node) && early_cancel(inner_)) {
+      early_cancelled_ = true;
+      return false;
+    }
+    return inner_.await_ready();
+  }
+
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+    if (early_cancelled_) return self_->finish_cancelled();
+    if constexpr (cancellable_awaiter<Aw>) {
+      real_ = h;
+      proxy_ = make_proxy<adapter, &adapter::on_resume>(this);
+      self_->waiting_on = this;
+      auto next = suspend_into(inner_, proxy_.handle(), h);
+      if (next == h) self_->waiting_on = nullptr;  // completed without suspending
+      return next;
+    } else {
+      return suspend_into(inner_, h, h);
+    }
+  }
+
+  decltype(auto) await_resume() { return static_cast<Aw&&>(inner_).await_resume(); }
+
+  bool cancel() noexcept override {
+    if constexpr (cancellable_awaiter<Aw>) {
+      if (!inner_.await_cancel(proxy_.handle())) return false;
+      self_->state = task_state::cancelled;
+      self_->waiting_on = nullptr;
+      return true;
+    } else {
+      return false;
+    }
+  }
+
+  void describe(std::string& out, int depth) const override {
+    if constexpr (requires { inner_.await_describe(out, depth); }) {
+      inner_.await_describe(out, depth);
+    } else {
+      indent(out, depth);
+      out += demangle(typeid(std::remove_cvref_t<Aw>).name());
+      out += '\n';
+    }
+  }
+
+ private:
+  void on_resume() noexcept {
+    self_->waiting_on = nullptr;
+    // Nothing may touch `this` after the final resume: an unwinding frame's
+    // owner destroys it (and this adapter) before that call returns.
+    if (must_resume(inner_))
+      real_.resume();
+    else
+      self_->finish_cancelled().resume();
+  }
+
+  Aw inner_;
+  promise_base* self_;
+  std::coroutine_handle<> real_;
+  proxy_frame proxy_;
+  bool early_cancelled_ = false;
+};
+
+template <class A>
+adapter(A&&, promise_base&) -> adapter<awaiter_t<A>>;
+
+template <class T>
+struct promise;
+
+struct final_awaiter {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    auto next = h.promise().continuation;
+    return next ? next : std::noop_coroutine();
+  }
+  void await_resume() const noexcept {}
+};
+
+template <class T>
+struct promise_storage : promise_base {
+  std::optional<T> value;
+  template <class U>
+    requires std::convertible_to<U&&, T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value.emplace(std::forward<U>(v));
+    state = task_state::value;
+  }
+  T take() {
+    if (state == task_state::error) std::rethrow_exception(error);
+    return std::move(*value);
+  }
+};
+
+template <>
+struct promise_storage<void> : promise_base {
+  void return_void() noexcept { state = task_state::value; }
+  void take() {
+    if (state == task_state::error) std::rethrow_exception(error);
+  }
+};
+
+template <class T>
+struct promise final : promise_storage<T> {
+  task<T> get_return_object() noexcept;
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  final_awaiter final_suspend() const noexcept { return {}; }
+
+  template <class A>
+  auto await_transform(A&& a) {
+    return adapter<awaiter_t<A>>(std::forward<A>(a), *this);
+  }
+};
+
+// co_await on a task: the child runs in the awaiting frame's context;
+// cancelling the awaiter cancels the child.
+template <class T>
+class task_awaiter {
+ public:
+  explicit task_awaiter(std::coroutine_handle<promise<T>> h) noexcept : child_(h) {}
+
+  void await_set_parent(promise_base& parent) noexcept { parent_node_ = parent.node; }
+  bool await_ready() const noexcept { return false; }
+  bool await_early_cancel() const noexcept { return true; }  // the child never starts
+
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+    assert(child_ && "co_await on an empty or moved-from grove::task");
+    auto& p = child_.promise();
+    p.continuation = h;
+    p.node = parent_node_;
+    return child_;
+  }
+  bool await_cancel(std::coroutine_handle<>) noexcept { return child_.promise().cancel(); }
+  bool await_must_resume() const noexcept { return !child_.promise().cancelled(); }
+  T await_resume() { return child_.promise().take(); }
+
+  void await_describe(std::string& out, int depth) const {
+    indent(out, depth);
+    out += "task\n";
+    describe_frame(child_.promise(), out, depth + 1);
+  }
+
+ private:
+  std::coroutine_handle<promise<T>> child_;
+  cancel_node* parent_node_ = nullptr;
+};
+
+}  // namespace grove::detail
+
+// A lazily started coroutine producing T. It does nothing until awaited (or
+// handed to a runner); `co_await t` runs it in the awaiting task's
+// cancellation context and returns its value or rethrows its exception
+// unchanged. If the awaiting task is cancelled, the child's suspended frame
+// is destroyed (its locals' destructors run, innermost first) and the
+// awaiting task unwinds too; the cancellation is never an exception.
+// Move-only; destroying a task that was never run destroys its frame.
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::promise<T>;
+  using value_type = T;
+
+  task() noexcept = default;
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  task& operator=(task o) noexcept {
+    std::swap(h_, o.h_);
+    return *this;
+  }
+  ~task() {
+    if (h_) h_.destroy();
+  }
+
+  explicit operator bool() const noexcept { return static_cast<bool>(h_); }
+
+  detail::task_awaiter<T> operator co_await() && noexcept { return detail::task_awaiter<T>(h_); }
+  detail::task_awaiter<T> operator co_await() & noexcept { return detail::task_awaiter<T>(h_); }
+
+  // For runners (scopes, groups, the loop): the frame and its promise.
+  std::coroutine_handle<promise_type> handle() const noexcept { return h_; }
+  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }
+
+ private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+template <class T>
+task<T> detail::promise<T>::get_return_object() noexcept {
+  return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+
+}  // namespace grove

@@ -1,0 +1,249 @@
+#include <grove/event_loop.hpp>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+namespace grove {
+namespace {
+
+thread_local event_loop* tl_current = nullptr;
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+// Distinguishes the loop's own wake-up fd from fd_watch pointers in epoll data.
+constexpr std::uint64_t wake_tag = 1;
+
+}  // namespace
+
+bool detail::loop_forced() noexcept { return tl_current != nullptr && tl_current->forced(); }
+
+detail::timer_node::~timer_node() {
+  if (armed()) loop->remove_timer(*this);
+}
+
+event_loop::event_loop(clock_mode mode) : mode_(mode) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_errno("grove: epoll_create1");
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    ::close(epoll_fd_);
+    throw_errno("grove: eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = wake_tag;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) < 0) {
+    ::close(wake_fd_);
+    ::close(epoll_fd_);
+    throw_errno("grove: epoll_ctl(eventfd)");
+  }
+}
+
+event_loop::~event_loop() {
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+event_loop* event_loop::current() noexcept { return tl_current; }
+
+time_point event_loop::now() const noexcept {
+  if (mode_ == clock_mode::virtual_time) return virtual_now_;
+  return std::chrono::time_point_cast<duration>(clock::now());
+}
+
+void event_loop::cancel_root() noexcept {
+  root_node_.cancelled = true;
+  if (root_ != nullptr && root_->cancel()) root_finished_ = true;
+}
+
+void event_loop::force_cancel() noexcept {
+  forced_ = true;
+  cancel_root();
+}
+
+void event_loop::post_threadsafe(detail::ready_node& n) {
+  {
+    std::lock_guard lock(remote_mutex_);
+    remote_.push_back(n);
+  }
+  std::uint64_t one = 1;
+  // A full counter still wakes the loop, so a failed write loses nothing.
+  [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
+}
+
+void event_loop::add_timer(detail::timer_node& t, time_point deadline) {
+  if (t.armed()) remove_timer(t);
+  t.deadline = deadline;
+  t.seq = timer_seq_++;
+  t.loop = this;
+  t.heap_index = timers_.size();
+  timers_.push_back(&t);
+  heap_up(t.heap_index);
+}
+
+void event_loop::remove_timer(detail::timer_node& t) noexcept {
+  if (!t.armed()) return;
+  std::size_t i = t.heap_index;
+  std::size_t last = timers_.size() - 1;
+  if (i != last) heap_swap(i, last);
+  timers_.pop_back();
+  t.heap_index = detail::timer_node::npos;
+  if (i != last) {
+    heap_down(i);
+    heap_up(i);
+  }
+}
+
+namespace {
+bool earlier(const detail::timer_node* a, const detail::timer_node* b) noexcept {
+  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+}  // namespace
+
+void event_loop::heap_swap(std::size_t a, std::size_t b) noexcept {
+  std::swap(timers_[a], timers_[b]);
+  timers_[a]->heap_index = a;
+  timers_[b]->heap_index = b;
+}
+
+void event_loop::heap_up(std::size_t i) noexcept {
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 2;
+    if (!earlier(timers_[i], timers_[parent])) break;
+    heap_swap(i, parent);
+    i = parent;
+  }
+}
+
+void event_loop::heap_down(std::size_t i) noexcept {
+  for (;;) {
+    std::size_t best = i;
+    std::size_t l = 2 * i + 1;
+    std::size_t r = l + 1;
+    if (l < timers_.size() && earlier(timers_[l], timers_[best])) best = l;
+    if (r < timers_.size() && earlier(timers_[r], timers_[best])) best = r;
+    if (best == i) return;
+    heap_swap(i, best);
+    i = best;
+  }
+}
+
+void event_loop::watch_fd(detail::fd_watch& w) {
+  epoll_event ev{};
+  ev.events = w.events;
+  ev.data.ptr = &w;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.fd, &ev) < 0) throw_errno("grove: epoll_ctl(ADD)");
+  ++watches_;
+}
+
+void event_loop::unwatch_fd(detail::fd_watch& w) noexcept {
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.fd, nullptr) == 0) --watches_;
+}
+
+void event_loop::fire_timers(time_point t) {
+  while (!timers_.empty() && timers_.front()->deadline <= t) {
+    detail::timer_node* top = timers_.front();
+    remove_timer(*top);
+    post(top->fire);
+  }
+}
+
+// Runs only what was ready when the batch began, so a flood of ready tasks
+// cannot keep the loop from polling for signals and I/O.
+void event_loop::run_batch() {
+  detail::intrusive_list<detail::ready_node> batch;
+  batch.splice_back(ready_);
+  while (detail::ready_node* n = batch.pop_front()) n->target.resume();
+}
+
+void event_loop::poll(bool may_block, time_point wake_at) {
+  timespec ts{0, 0};
+  timespec* timeout = &ts;
+  if (may_block) {
+    if (wake_at == time_point::max()) {
+      timeout = nullptr;
+    } else {
+      auto left = std::max(wake_at - now(), duration::zero());
+      ts.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(left.count() % 1'000'000'000);
+    }
+  }
+  epoll_event events[64];
+  int n = ::epoll_pwait2(epoll_fd_, events, 64, timeout, nullptr);
+  if (n < 0 && errno == ENOSYS) {
+    int ms = timeout == nullptr ? -1 : static_cast<int>(ts.tv_sec * 1000 + (ts.tv_nsec + 999'999) / 1'000'000);
+    n = ::epoll_wait(epoll_fd_, events, 64, ms);
+  }
+  if (n < 0) {
+    if (errno == EINTR) return;
+    throw_errno("grove: epoll_wait");
+  }
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.u64 == wake_tag) {
+      std::uint64_t count;
+      [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
+      std::lock_guard lock(remote_mutex_);
+      ready_.splice_back(remote_);
+    } else {
+      auto* w = static_cast<detail::fd_watch*>(events[i].data.ptr);
+      w->on_event(w, events[i].events);
+    }
+  }
+}
+
+void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
+  if (tl_current != nullptr)
+    throw std::logic_error("grove: a loop is already running on this thread; "
+                           "co_await the task instead of starting another loop");
+  tl_current = this;
+  root_ = &root;
+  root_finished_ = false;
+  forced_ = false;
+  struct reset {
+    event_loop* self;
+    ~reset() {
+      tl_current = nullptr;
+      self->root_ = nullptr;
+    }
+  } guard{this};
+
+  auto finished = [&] { return done || root_finished_; };
+  while (!finished()) {
+    fire_timers(now());
+    run_batch();
+    if (finished()) break;
+    if (!ready_.empty()) {
+      poll(false, {});
+      continue;
+    }
+    time_point next = timers_.empty() ? time_point::max() : timers_.front()->deadline;
+    if (is_virtual() && external_ == 0) {
+      poll(false, {});  // fd events are delivered, but never waited for
+      if (!ready_.empty()) continue;
+      if (timers_.empty()) report_deadlock(root);
+      virtual_now_ = std::max(virtual_now_, next);
+      continue;
+    }
+    if (timers_.empty() && watches_ == 0 && external_ == 0) report_deadlock(root);
+    poll(true, is_virtual() ? time_point::max() : next);
+  }
+}
+
+void event_loop::report_deadlock(const detail::promise_base& root) {
+  std::string report =
+      "grove: deadlock: every task is blocked, no timer is pending and nothing "
+      "else can wake them.\nTask tree:\n";
+  detail::describe_frame(root, report, 1);
+  throw deadlock_error(report);
+}
+
+}  // namespace grove
