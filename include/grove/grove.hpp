@@ -5,6 +5,11 @@
 #include <grove/errors.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/finally.hpp>
+#include <grove/gather.hpp>
 #include <grove/outcome.hpp>
+#include <grove/run.hpp>
+#include <grove/sync.hpp>
 #include <grove/task.hpp>
+#include <grove/task_group.hpp>
+#include <grove/thread.hpp>
 #include <grove/time.hpp>

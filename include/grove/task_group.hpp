@@ -1,0 +1,2 @@
+// Placeholder: filled in by the issue that delivers it.
+#pragma once

@@ -1,0 +1,45 @@
+// Helpers for tests on the virtual-clock loop.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <grove/grove.hpp>
+
+namespace grove::testing {
+
+using namespace std::chrono_literals;
+
+// Milliseconds of virtual time since the loop started.
+inline long long ms() {
+  static_assert(sizeof(long long) >= 8);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count();
+}
+
+// Runs `t` on a fresh virtual-clock loop and returns its outcome.
+template <class T>
+outcome<T> run_virtual(task<T> t) {
+  virtual_loop loop;
+  return loop.run(std::move(t));
+}
+
+// An ordered record of what happened, for timeline assertions.
+struct journal {
+  std::vector<std::string> lines;
+  void operator()(std::string s) { lines.push_back(std::move(s)); }
+};
+
+// Appends "<label>" to a journal when destroyed: observes RAII order.
+struct raii_probe {
+  journal* j;
+  std::string label;
+  raii_probe(journal& jj, std::string l) : j(&jj), label(std::move(l)) {}
+  raii_probe(const raii_probe&) = delete;
+  raii_probe& operator=(const raii_probe&) = delete;
+  ~raii_probe() { (*j)("~" + label); }
+};
+
+}  // namespace grove::testing
