@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <grove/detail/frame_pool.hpp>
 #include <grove/detail/protocol.hpp>
 
 namespace grove {
@@ -19,6 +20,10 @@ class task;
 namespace detail {
 
 struct promise_base {
+  // Frames come from the per-thread pool (sized delete is what makes that cheap).
+  static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
+
   cancel_node* node = nullptr;               // cancellation context
   std::coroutine_handle<> continuation;      // resumed when this frame ends
   awaiting_base* waiting_on = nullptr;       // set while suspended cancellably

@@ -1,2 +1,327 @@
-// Placeholder: filled in by the issue that delivers it.
+// task_group: structured concurrency (Trio's nursery).
 #pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <grove/errors.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/task.hpp>
+
+namespace grove {
+
+class task_group;
+
+namespace detail {
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+// One spawned child: its callable and arguments (kept alive until the child
+// finishes, so the child may refer to them), its frame, and its list hook.
+class child_base : public list_hook {
+ public:
+  child_base(const child_base&) = delete;
+  child_base& operator=(const child_base&) = delete;
+  virtual ~child_base() = default;
+
+  promise_base& promise() noexcept { return *promise_; }
+  bool started() const noexcept { return !start_.linked(); }
+
+ protected:
+  explicit child_base(task_group& g) noexcept : group_(&g) {}
+  void bind(promise_base& p, std::coroutine_handle<> frame) noexcept;
+
+ private:
+  friend class grove::task_group;
+  void on_done() noexcept;
+
+  task_group* group_;
+  promise_base* promise_ = nullptr;
+  proxy_frame done_;
+  ready_node start_;
+};
+
+template <class F, class... Args>
+class child final : public child_base {
+  using result = std::invoke_result_t<F&, Args&...>;
+  static_assert(is_task<result>::value,
+                "task_group::spawn: the callable must return a grove::task<T>");
+
+ public:
+  template <class FF, class... AA>
+  child(task_group& g, FF&& f, AA&&... args)
+      : child_base(g), fn_(std::forward<FF>(f)), args_(std::forward<AA>(args)...) {
+    task_ = std::apply(fn_, args_);  // arguments are passed as lvalues into this record
+    bind(task_.handle().promise(), task_.handle());
+  }
+
+  static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
+
+ private:
+  F fn_;
+  std::tuple<Args...> args_;
+  result task_;  // declared last: the frame dies before the callable it may refer to
+};
+
+// The group's side of its awaiter (type-erased over the body's T).
+class group_runner {
+ public:
+  // Cancels the body if it still runs; finishes the group if all is done.
+  virtual void cancel_body() noexcept = 0;
+  virtual void on_children_done() noexcept = 0;
+
+ protected:
+  ~group_runner() = default;
+};
+
+template <class T>
+class group_awaiter;
+
+}  // namespace detail
+
+// A nursery: the tasks spawned into it run concurrently with its body, and
+// the group does not finish until every one of them has finished.
+//
+// - A child's error cancels the body and every sibling; every error (from
+//   children and the body) is collected, in the order it happened, into one
+//   exception_group that with_task_group throws. No first-error-wins.
+// - Cancellation is not an error: a child that ends cancelled adds nothing.
+// - cancel() cancels the body and every child; the group then completes
+//   without error.
+// - Cancelling the task that awaits the group cancels the body and children;
+//   errors raised while they unwind (e.g. by finally cleanups) still win.
+// A task_group is only ever opened by with_task_group, and never outlives it.
+class task_group {
+ public:
+  task_group(const task_group&) = delete;
+  task_group& operator=(const task_group&) = delete;
+  ~task_group();
+
+  // Creates a child from `callable(args...)` (callable and args are decay-
+  // copied into the child's record and passed to it as lvalues, so the child
+  // may refer to them for its whole life) and schedules it to start in the
+  // loop's next batch. Returns true when scheduled. Returns false, starting
+  // nothing, when the group (or anything enclosing it) is cancelled or the
+  // group has finished: callable and arguments are then destroyed at once.
+  // Throws what the callable throws synchronously, and std::bad_alloc.
+  template <class F, class... Args>
+  bool spawn(F&& callable, Args&&... args);
+
+  // Cancels the body and every child; idempotent.
+  void cancel() noexcept;
+  bool cancel_called() const noexcept { return node_.cancelled; }
+
+  // Children spawned and not yet finished.
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  template <class Body>
+  friend auto with_task_group(Body body);
+  template <class T>
+  friend class detail::group_awaiter;
+  friend class detail::child_base;
+
+  task_group() noexcept = default;
+  void child_done(detail::child_base& c) noexcept;
+  void record_error(std::exception_ptr e) noexcept;
+  bool cancel_children() noexcept;  // true when none is left
+
+  detail::cancel_node node_;
+  detail::intrusive_list<detail::child_base> children_;
+  std::vector<std::exception_ptr> errors_;
+  detail::group_runner* runner_ = nullptr;
+  std::size_t size_ = 0;
+  bool closed_ = false;
+  bool any_cancelled_ = false;
+};
+
+namespace detail {
+
+inline void child_base::bind(promise_base& p, std::coroutine_handle<> frame) noexcept {
+  promise_ = &p;
+  p.node = &group_->node_;
+  done_ = make_proxy<child_base, &child_base::on_done>(this);
+  p.continuation = done_.handle();
+  start_.target = frame;
+}
+
+inline void child_base::on_done() noexcept { group_->child_done(*this); }
+
+// Awaits the body and the children of one group.
+template <class T>
+class group_awaiter final : public group_runner {
+ public:
+  group_awaiter(task_group& g, task<T> body) noexcept : group_(&g), body_(std::move(body)) {}
+  group_awaiter(const group_awaiter&) = delete;
+  group_awaiter& operator=(const group_awaiter&) = delete;
+  ~group_awaiter() { group_->runner_ = nullptr; }
+
+  void await_set_parent(promise_base& p) noexcept { parent_node_ = p.node; }
+  bool await_ready() const noexcept { return false; }
+
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+    outer_ = h;
+    group_->node_.parent = parent_node_;
+    group_->runner_ = this;
+    body_done_ = make_proxy<group_awaiter, &group_awaiter::on_body_done>(this);
+    auto& p = body_.handle().promise();
+    p.node = &group_->node_;
+    p.continuation = body_done_.handle();
+    return body_.handle();
+  }
+
+  // The awaiting task is cancelled: cancel the body and every child.
+  bool await_cancel(std::coroutine_handle<>) noexcept {
+    if (finished_) return false;  // the resumption is already on its way
+    bool children_gone = group_->cancel_children();
+    if (!body_finished_ && body_.handle().promise().cancel()) {
+      body_state_ = task_state::cancelled;
+      release_body();
+    }
+    if (!children_gone || !body_finished_) return false;
+    if (!group_->errors_.empty()) {  // errors win: resume to throw them
+      finish();
+      return false;
+    }
+    finished_ = true;
+    group_->closed_ = true;
+    return true;
+  }
+
+  bool await_must_resume() const noexcept {
+    if (!group_->errors_.empty()) return true;
+    bool cancelled_inside = body_state_ == task_state::cancelled || group_->any_cancelled_;
+    return !(cancelled_inside && effectively_cancelled(parent_node_));
+  }
+
+  T await_resume() {
+    if (!group_->errors_.empty()) throw exception_group(std::move(group_->errors_));
+    if constexpr (std::is_void_v<T>) {
+      return;
+    } else {
+      if (!value_) throw cancelled_error();  // cancel() came before the body's value
+      return std::move(*value_);
+    }
+  }
+
+  void await_describe(std::string& out, int depth) const {
+    indent(out, depth);
+    out += "task_group (" + std::to_string(group_->size_) + " children)\n";
+    if (!body_finished_) {
+      indent(out, depth + 1);
+      out += "body:\n";
+      describe_frame(body_.handle().promise(), out, depth + 2);
+    }
+    group_->children_.for_each([&](child_base& c) {
+      indent(out, depth + 1);
+      out += c.started() ? "child:\n" : "child (not started)\n";
+      if (c.started()) describe_frame(c.promise(), out, depth + 2);
+    });
+  }
+
+  void on_children_done() noexcept override {
+    if (body_finished_) finish();
+  }
+
+  void cancel_body() noexcept override {
+    if (!body_finished_ && body_.handle().promise().cancel()) {
+      body_state_ = task_state::cancelled;
+      release_body();
+    }
+    if (body_finished_ && group_->size_ == 0) finish();
+  }
+
+ private:
+  void on_body_done() noexcept {
+    auto& p = body_.handle().promise();
+    body_state_ = p.state;
+    if (p.state == task_state::value) {
+      if constexpr (!std::is_void_v<T>) {
+        try {
+          value_.emplace(std::move(*p.value));
+        } catch (...) {
+          body_state_ = task_state::error;
+          p.error = std::current_exception();
+        }
+      }
+    }
+    std::exception_ptr error = body_state_ == task_state::error ? p.error : nullptr;
+    release_body();
+    if (error) group_->record_error(error);  // cancels the children
+    if (group_->size_ == 0) finish();
+  }
+
+  void release_body() noexcept {
+    body_finished_ = true;
+    body_ = task<T>();
+  }
+
+  // Every part is done: resume the awaiting task from the loop (never from
+  // inside a cancel() call or a child's frame).
+  void finish() noexcept {
+    if (finished_) return;
+    finished_ = true;
+    group_->closed_ = true;
+    resume_.target = outer_;
+    event_loop::current()->post(resume_);
+  }
+
+  task_group* group_;
+  task<T> body_;
+  std::coroutine_handle<> outer_;
+  cancel_node* parent_node_ = nullptr;
+  proxy_frame body_done_;
+  ready_node resume_;
+  std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value_;
+  task_state body_state_ = task_state::running;
+  bool body_finished_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace detail
+
+template <class F, class... Args>
+bool task_group::spawn(F&& callable, Args&&... args) {
+  if (closed_ || effectively_cancelled(&node_)) return false;
+  auto* c = new detail::child<std::decay_t<F>, std::decay_t<Args>...>(
+      *this, std::forward<F>(callable), std::forward<Args>(args)...);
+  children_.push_back(*c);
+  ++size_;
+  event_loop::current()->post(c->start_);
+  return true;
+}
+
+// Opens a task group, runs `body(group)` in it, and completes when the body
+// and every child have finished: with the body's value, or by throwing an
+// exception_group holding every error. `body` is a callable taking
+// task_group& and returning task<T>; it is kept alive for the group's whole
+// life. State the children share must outlive the body's locals: keep it in
+// the spawned callable's captures/arguments, or outside the group.
+// If the group's own cancel() ends a body that returns a value before it
+// produced one, there is no value to give: the task throws cancelled_error
+// (for task<void> bodies it simply completes).
+template <class Body>
+auto with_task_group(Body body) {
+  using body_task = std::invoke_result_t<Body&, task_group&>;
+  static_assert(detail::is_task<body_task>::value,
+                "with_task_group: the body must return a grove::task<T>");
+  using T = typename body_task::value_type;
+  return [](Body b) -> task<T> {
+    task_group group;
+    co_return co_await detail::group_awaiter<T>(group, b(group));
+  }(std::move(body));
+}
+
+}  // namespace grove

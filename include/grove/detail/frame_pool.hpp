@@ -1,0 +1,75 @@
+// Per-thread free lists for coroutine frames and task-group child records:
+// after warm-up, spawning and finishing a task costs two list operations
+// instead of two malloc/free pairs. Disabled under AddressSanitizer so that
+// use-after-free of a frame is still caught.
+#pragma once
+
+#include <cstddef>
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GROVE_FRAME_POOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GROVE_FRAME_POOL 0
+#endif
+#endif
+#ifndef GROVE_FRAME_POOL
+#define GROVE_FRAME_POOL 1
+#endif
+
+namespace grove::detail {
+
+class frame_pool {
+ public:
+  static constexpr std::size_t granule = 16;
+  static constexpr std::size_t max_pooled = 1024;
+
+  static void* allocate(std::size_t n) {
+#if GROVE_FRAME_POOL
+    if (n <= max_pooled) {
+      auto& head = local().heads[index(n)];
+      if (head != nullptr) {
+        free_block* b = head;
+        head = b->next;
+        return b;
+      }
+      return ::operator new(round(n));
+    }
+#endif
+    return ::operator new(n);
+  }
+
+  static void deallocate(void* p, std::size_t n) noexcept {
+#if GROVE_FRAME_POOL
+    if (n <= max_pooled) {
+      auto& head = local().heads[index(n)];
+      auto* b = static_cast<free_block*>(p);
+      b->next = head;
+      head = b;
+      return;
+    }
+#endif
+    ::operator delete(p, n);
+  }
+
+ private:
+  struct free_block {
+    free_block* next;
+  };
+  struct lists {
+    free_block* heads[max_pooled / granule + 1] = {};
+    lists() = default;
+    lists(const lists&) = delete;
+    lists& operator=(const lists&) = delete;
+    ~lists();
+  };
+  static std::size_t index(std::size_t n) noexcept { return (n + granule - 1) / granule; }
+  static std::size_t round(std::size_t n) noexcept { return index(n) * granule; }
+  static lists& local() noexcept {
+    thread_local lists l;
+    return l;
+  }
+};
+
+}  // namespace grove::detail
