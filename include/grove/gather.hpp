@@ -1,2 +1,190 @@
-// Placeholder: filled in by the issue that delivers it.
+// gather: run tasks concurrently and collect how each one ended.
 #pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <grove/event_loop.hpp>
+#include <grove/outcome.hpp>
+#include <grove/task.hpp>
+
+namespace grove {
+namespace detail {
+
+// The part of gather that does not depend on the tasks' types.
+class gather_core {
+ public:
+  struct slot {
+    gather_core* core = nullptr;
+    promise_base* promise = nullptr;
+    proxy_frame done;
+    ready_node start;
+    bool finished = false;
+    void on_done() noexcept { core->slot_done(*this); }
+  };
+
+  gather_core(const gather_core&) = delete;
+  gather_core& operator=(const gather_core&) = delete;
+
+  void await_set_parent(promise_base& p) noexcept { node_.parent = p.node; }
+  bool await_ready() const noexcept { return slots_.empty(); }
+
+  // Every child is scheduled to start in the loop's next batch.
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    outer_ = h;
+    event_loop* loop = event_loop::current();
+    for (slot& s : slots_) loop->post(s.start);
+  }
+
+  // Cancels every unfinished child; true only when all went synchronously
+  // and none ended in an error (an error is never dropped).
+  bool await_cancel(std::coroutine_handle<>) noexcept {
+    cancelled_ = true;
+    for (slot& s : slots_) {
+      if (s.finished) continue;
+      if (s.start.linked()) {
+        s.start.unlink();  // never started: it never will
+        s.promise->state = task_state::cancelled;
+        mark_finished(s);
+      } else if (s.promise->cancel()) {
+        mark_finished(s);
+      }
+    }
+    if (remaining_ != 0) return false;
+    if (!any_error()) return true;
+    post_resume();
+    return false;
+  }
+
+  // After an outer cancel the gather unwinds unless some child failed.
+  bool await_must_resume() const noexcept { return !cancelled_ || any_error(); }
+
+  void await_describe(std::string& out, int depth) const {
+    indent(out, depth);
+    out += "gather (" + std::to_string(remaining_) + " of " + std::to_string(slots_.size()) +
+           " unfinished)\n";
+    for (const slot& s : slots_)
+      if (!s.finished && !s.start.linked()) describe_frame(*s.promise, out, depth + 1);
+  }
+
+ protected:
+  explicit gather_core(std::size_t n) : slots_(n), remaining_(n) {}
+  ~gather_core() = default;
+
+  void bind(std::size_t i, promise_base& p, std::coroutine_handle<> frame) noexcept {
+    slot& s = slots_[i];
+    s.core = this;
+    s.promise = &p;
+    s.done = make_proxy<slot, &slot::on_done>(&s);
+    s.start.target = frame;
+    p.node = &node_;
+    p.continuation = s.done.handle();
+  }
+
+ private:
+  void slot_done(slot& s) noexcept {
+    mark_finished(s);
+    if (remaining_ == 0) post_resume();
+  }
+  void mark_finished(slot& s) noexcept {
+    s.finished = true;
+    --remaining_;
+  }
+  bool any_error() const noexcept {
+    for (const slot& s : slots_)
+      if (s.promise->state == task_state::error) return true;
+    return false;
+  }
+  void post_resume() noexcept {
+    resume_.target = outer_;
+    event_loop::current()->post(resume_);
+  }
+
+  std::vector<slot> slots_;
+  std::size_t remaining_;
+  cancel_node node_;
+  std::coroutine_handle<> outer_;
+  ready_node resume_;
+  bool cancelled_ = false;
+};
+
+template <class T>
+outcome<T> outcome_of(task<T>& t) {
+  auto& p = t.handle().promise();
+  switch (p.state) {
+    case task_state::value:
+      if constexpr (std::is_void_v<T>)
+        return outcome<T>::from_value();
+      else
+        return outcome<T>::from_value(std::move(*p.value));
+    case task_state::error:
+      return outcome<T>::from_error(p.error);
+    default:
+      return outcome<T>{};
+  }
+}
+
+template <class T>
+class gather_vector final : public gather_core {
+ public:
+  explicit gather_vector(std::vector<task<T>> tasks)
+      : gather_core(tasks.size()), tasks_(std::move(tasks)) {
+    for (std::size_t i = 0; i < tasks_.size(); ++i)
+      bind(i, tasks_[i].handle().promise(), tasks_[i].handle());
+  }
+  std::vector<outcome<T>> await_resume() {
+    std::vector<outcome<T>> out;
+    out.reserve(tasks_.size());
+    for (auto& t : tasks_) out.push_back(outcome_of(t));
+    return out;
+  }
+
+ private:
+  std::vector<task<T>> tasks_;
+};
+
+template <class... Ts>
+class gather_tuple final : public gather_core {
+ public:
+  explicit gather_tuple(task<Ts>... tasks) : gather_core(sizeof...(Ts)), tasks_(std::move(tasks)...) {
+    bind_all(std::index_sequence_for<Ts...>{});
+  }
+  std::tuple<outcome<Ts>...> await_resume() {
+    return std::apply([](auto&... t) { return std::tuple<outcome<Ts>...>(outcome_of(t)...); },
+                      tasks_);
+  }
+
+ private:
+  template <std::size_t... I>
+  void bind_all(std::index_sequence<I...>) noexcept {
+    (bind(I, std::get<I>(tasks_).handle().promise(), std::get<I>(tasks_).handle()), ...);
+  }
+  std::tuple<task<Ts>...> tasks_;
+};
+
+}  // namespace detail
+
+// Runs every task concurrently (each starts in the loop's next batch) and
+// completes when all have finished, with one outcome per task, in input
+// order: a value, an error (std::exception_ptr), or cancelled. A failing
+// task never cancels the others (use task_group for that). Cancelling the
+// gather cancels every unfinished task and completes only after they all
+// finish; it then unwinds, unless some task failed, in which case the
+// outcomes are delivered so that no error is lost.
+template <class T>
+task<std::vector<outcome<T>>> gather(std::vector<task<T>> tasks) {
+  co_return co_await detail::gather_vector<T>(std::move(tasks));
+}
+
+// The variadic form: one outcome per argument, as a tuple.
+template <class... Ts>
+task<std::tuple<outcome<Ts>...>> gather(task<Ts>... tasks) {
+  co_return co_await detail::gather_tuple<Ts...>(std::move(tasks)...);
+}
+
+}  // namespace grove
