@@ -19,12 +19,13 @@ namespace detail {
 // The part of gather that does not depend on the tasks' types.
 class gather_core {
  public:
+  // (virtual only for release(); never deleted through this type)
   struct slot {
     gather_core* core = nullptr;
     promise_base* promise = nullptr;
     proxy_frame done;
     ready_node start;
-    bool finished = false;
+    task_state state = task_state::running;  // kept: the frame may be gone
     void on_done() noexcept { core->slot_done(*this); }
   };
 
@@ -46,14 +47,13 @@ class gather_core {
   bool await_cancel(std::coroutine_handle<>) noexcept {
     cancelled_ = true;
     for (slot& s : slots_) {
-      if (s.finished) continue;
-      if (s.start.linked()) {
-        s.start.unlink();  // never started: it never will
-        s.promise->state = task_state::cancelled;
-        mark_finished(s);
-      } else if (s.promise->cancel()) {
-        mark_finished(s);
-      }
+      if (s.state != task_state::running) continue;
+      if (!s.start.linked() && !s.promise->cancel()) continue;
+      // Never started, or cancelled synchronously: it is finished, and its
+      // frame goes now (destructors run now, as in a task_group).
+      s.start.unlink();
+      mark_finished(s, task_state::cancelled);
+      release(index_of(s));
     }
     if (remaining_ != 0) return false;
     if (!any_error()) return true;
@@ -69,12 +69,16 @@ class gather_core {
     out += "gather (" + std::to_string(remaining_) + " of " + std::to_string(slots_.size()) +
            " unfinished)\n";
     for (const slot& s : slots_)
-      if (!s.finished && !s.start.linked()) describe_frame(*s.promise, out, depth + 1);
+      if (s.state == task_state::running && !s.start.linked())
+        describe_frame(*s.promise, out, depth + 1);
   }
 
  protected:
   explicit gather_core(std::size_t n) : slots_(n), remaining_(n) {}
   ~gather_core() = default;
+
+  // Destroys task i's frame; its outcome then reads as cancelled.
+  virtual void release(std::size_t i) noexcept = 0;
 
   void bind(std::size_t i, promise_base& p, std::coroutine_handle<> frame) noexcept {
     slot& s = slots_[i];
@@ -88,16 +92,19 @@ class gather_core {
 
  private:
   void slot_done(slot& s) noexcept {
-    mark_finished(s);
+    mark_finished(s, s.promise->state);
     if (remaining_ == 0) post_resume();
   }
-  void mark_finished(slot& s) noexcept {
-    s.finished = true;
+  std::size_t index_of(const slot& s) const noexcept {
+    return static_cast<std::size_t>(&s - slots_.data());
+  }
+  void mark_finished(slot& s, task_state how) noexcept {
+    s.state = how;
     --remaining_;
   }
   bool any_error() const noexcept {
     for (const slot& s : slots_)
-      if (s.promise->state == task_state::error) return true;
+      if (s.state == task_state::error) return true;
     return false;
   }
   void post_resume() noexcept {
@@ -115,6 +122,7 @@ class gather_core {
 
 template <class T>
 outcome<T> outcome_of(task<T>& t) {
+  if (!t) return outcome<T>{};  // released after a synchronous cancel
   auto& p = t.handle().promise();
   switch (p.state) {
     case task_state::value:
@@ -145,6 +153,8 @@ class gather_vector final : public gather_core {
   }
 
  private:
+  void release(std::size_t i) noexcept override { tasks_[i] = task<T>(); }
+
   std::vector<task<T>> tasks_;
 };
 
@@ -160,6 +170,12 @@ class gather_tuple final : public gather_core {
   }
 
  private:
+  void release(std::size_t i) noexcept override { release_at(i, std::index_sequence_for<Ts...>{}); }
+  template <std::size_t... I>
+  void release_at(std::size_t i, std::index_sequence<I...>) noexcept {
+    ((I == i ? void(std::get<I>(tasks_) = {}) : void()), ...);
+  }
+
   template <std::size_t... I>
   void bind_all(std::index_sequence<I...>) noexcept {
     (bind(I, std::get<I>(tasks_).handle().promise(), std::get<I>(tasks_).handle()), ...);

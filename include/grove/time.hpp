@@ -21,14 +21,12 @@ class sleep_awaiter {
     timer_.fire.target = h;
     loop->add_timer(timer_, deadline_);
   }
-  // Synchronous and O(log n): the timer leaves the heap, or the wake-up
-  // leaves the ready queue if the deadline already passed.
+  // While the timer is pending: synchronous, the timer leaves the heap.
+  // Once it fired the task is scheduled, and DESIGN §1.2 applies: it runs
+  // on to its next suspension point, where the cancellation takes effect.
   bool await_cancel(std::coroutine_handle<>) noexcept {
-    if (timer_.armed()) {
-      timer_.loop->remove_timer(timer_);
-    } else {
-      timer_.fire.unlink();
-    }
+    if (!timer_.armed()) return false;
+    timer_.loop->remove_timer(timer_);
     return true;
   }
   void await_resume() const noexcept {}
@@ -48,10 +46,9 @@ class checkpoint_awaiter {
     node_.target = h;
     event_loop::current()->post(node_);
   }
-  bool await_cancel(std::coroutine_handle<>) noexcept {
-    node_.unlink();
-    return true;
-  }
+  // A task parked here is scheduled: it resumes and meets the
+  // cancellation at its next suspension point (DESIGN §1.2).
+  bool await_cancel(std::coroutine_handle<>) noexcept { return false; }
   void await_resume() const noexcept {}
 
  private:
