@@ -8,6 +8,7 @@
 #include <grove/gather.hpp>
 #include <grove/outcome.hpp>
 #include <grove/run.hpp>
+#include <grove/run_tasks.hpp>
 #include <grove/sync.hpp>
 #include <grove/task.hpp>
 #include <grove/task_group.hpp>
