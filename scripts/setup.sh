@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs (with apt) whatever grove's build, tests and benchmarks need and
+# this Debian 12 machine lacks. Safe to run again: it installs nothing twice.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build              # build
+  clang-19 libclang-rt-19-dev    # primary compiler and its sanitizer runtimes
+  clang-format-19
+  g++-12                         # second compiler
+  libgtest-dev libbenchmark-dev  # tests and micro-benchmarks
+  libcli11-dev libfmt-dev nlohmann-json3-dev
+  python3-trio python3-uvloop    # the benchmark anchors (bench/anchors)
+  parallel                       # GNU parallel, a benchmark anchor
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: everything grove needs is installed"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=()
+if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
