@@ -102,7 +102,7 @@ class event_loop {
 
  private:
   template <class T>
-  struct root;
+  struct root_record;
 
   void run_until_done(const bool& done, detail::promise_base& root);
   void fire_timers(time_point now);
@@ -140,7 +140,7 @@ class virtual_loop : public event_loop {
 inline time_point now() noexcept { return event_loop::current()->now(); }
 
 template <class T>
-struct event_loop::root {
+struct event_loop::root_record {
   bool done = false;
   detail::proxy_frame proxy;
   void on_done() noexcept { done = true; }
@@ -150,8 +150,8 @@ template <class T>
 outcome<T> event_loop::run(task<T> t) {
   auto h = t.handle();
   auto& p = h.promise();
-  root<T> r;
-  r.proxy = detail::make_proxy<root<T>, &root<T>::on_done>(&r);
+  root_record<T> r;
+  r.proxy = detail::make_proxy<root_record<T>, &root_record<T>::on_done>(&r);
   root_node_ = {};
   p.node = &root_node_;
   p.continuation = r.proxy.handle();
