@@ -30,9 +30,10 @@ void describe_frame(const promise_base& p, std::string& out, int depth) {
   }
 }
 
-void sleep_awaiter::await_describe(std::string& out, int depth) const {
+void describe_sleep(std::string& out, int depth, time_point deadline) {
   indent(out, depth);
-  out += "sleep until " + std::to_string(timer_.deadline.time_since_epoch().count() / 1000) + " us on the loop clock\n";
+  out += "sleep until " + std::to_string(deadline.time_since_epoch().count() / 1000) +
+         " us on the loop clock\n";
 }
 
 }  // namespace detail

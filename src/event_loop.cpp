@@ -27,7 +27,7 @@ constexpr std::uint64_t wake_tag = 1;
 bool detail::loop_forced() noexcept { return tl_current != nullptr && tl_current->forced(); }
 
 detail::timer_node::~timer_node() {
-  if (armed()) loop->remove_timer(*this);
+  if (armed()) tl_current->remove_timer(*this);
 }
 
 event_loop::event_loop(clock_mode mode) : mode_(mode) {
@@ -84,8 +84,7 @@ void event_loop::add_timer(detail::timer_node& t, time_point deadline) {
   if (t.armed()) remove_timer(t);
   t.deadline = deadline;
   t.seq = timer_seq_++;
-  t.loop = this;
-  t.heap_index = timers_.size();
+  t.heap_index = static_cast<std::uint32_t>(timers_.size());
   timers_.push_back(&t);
   heap_up(t.heap_index);
 }
@@ -104,15 +103,18 @@ void event_loop::remove_timer(detail::timer_node& t) noexcept {
 }
 
 namespace {
+// Sequence numbers wrap; their difference orders them while fewer than 2^31
+// timers set in between are still pending.
 bool earlier(const detail::timer_node* a, const detail::timer_node* b) noexcept {
-  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+  if (a->deadline != b->deadline) return a->deadline < b->deadline;
+  return static_cast<std::int32_t>(a->seq - b->seq) < 0;
 }
 }  // namespace
 
 void event_loop::heap_swap(std::size_t a, std::size_t b) noexcept {
   std::swap(timers_[a], timers_[b]);
-  timers_[a]->heap_index = a;
-  timers_[b]->heap_index = b;
+  timers_[a]->heap_index = static_cast<std::uint32_t>(a);
+  timers_[b]->heap_index = static_cast<std::uint32_t>(b);
 }
 
 void event_loop::heap_up(std::size_t i) noexcept {
@@ -211,6 +213,11 @@ void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
   struct reset {
     event_loop* self;
     ~reset() {
+      // Whatever still waits (a deadlocked tree) is disarmed, so frames
+      // destroyed after the loop stopped never touch it.
+      for (detail::timer_node* t : self->timers_) t->heap_index = detail::timer_node::npos;
+      self->timers_.clear();
+      self->ready_.clear();
       tl_current = nullptr;
       self->root_ = nullptr;
     }
@@ -218,7 +225,8 @@ void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
 
   auto finished = [&] { return done || root_finished_; };
   while (!finished()) {
-    fire_timers(now());
+    iteration_time_ = now();
+    fire_timers(iteration_time_);
     run_batch();
     if (finished()) break;
     if (!ready_.empty()) {

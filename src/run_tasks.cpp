@@ -72,7 +72,7 @@ struct running_job {
   ~running_job() {
     if (finished) return;
     result.state = job_state::cancelled;
-    if (event_loop* loop = event_loop::current()) result.ended = loop->now();
+    if (event_loop* loop = event_loop::current()) result.ended = loop->iteration_time();
   }
 };
 
@@ -88,7 +88,8 @@ task<void> worker(run_state& st) {
     if (co_await cancellation_probe{}) co_return;  // queued jobs never start
     std::size_t i = st.next++;
     job_result& r = results[i];
-    r.started = now();
+    event_loop& loop = *event_loop::current();
+    r.started = loop.iteration_time();
     {
       running_job guard{r};
       try {
@@ -100,7 +101,7 @@ task<void> worker(run_state& st) {
       }
       guard.finished = true;
     }
-    r.ended = now();
+    r.ended = loop.iteration_time();
     st.jobs[i] = nullptr;  // the callable's captures go as soon as it is done
     job_ended(st, i);
     if (r.state == job_state::failed && st.options.fail_fast) st.group->cancel();

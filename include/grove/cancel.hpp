@@ -196,7 +196,7 @@ inline void cancel_scope::cancel() noexcept {
   if (cancel_called_) return;
   cancel_called_ = true;
   node_.cancelled = true;
-  if (timer_.armed()) timer_.loop->remove_timer(timer_);
+  if (timer_.armed()) event_loop::current()->remove_timer(timer_);
   if (active_ != nullptr) active_->push_cancel();
 }
 
@@ -229,7 +229,7 @@ inline void cancel_scope::arm(detail::cancel_node* parent) {
 
 inline void cancel_scope::disarm() noexcept {
   active_ = nullptr;
-  if (timer_.armed()) timer_.loop->remove_timer(timer_);
+  if (timer_.armed()) event_loop::current()->remove_timer(timer_);
 }
 
 template <class T>

@@ -27,7 +27,9 @@ const char* to_string(job_state s) noexcept;
 struct job_result {
   job_state state = job_state::not_started;
   std::exception_ptr error;                 // set when failed
-  std::optional<time_point> started;        // on the loop clock
+  // On the loop clock, read once per loop iteration (a job that starts or
+  // ends in an iteration gets the time that iteration began).
+  std::optional<time_point> started;
   std::optional<time_point> ended;
 };
 

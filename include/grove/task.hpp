@@ -53,11 +53,11 @@ struct promise_base {
 
 // Wraps every co_await in a task: the cancellation check at the suspension
 // point, and the proxy that decides between resuming and unwinding.
-template <class Aw>
-class adapter final : public awaiting_base {
+template <class Aw, class P>
+class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>> {
  public:
   template <class A>
-  adapter(A&& a, promise_base& self) : inner_(get_awaiter(std::forward<A>(a))), self_(&self) {
+  adapter(A&& a, P& self) : inner_(get_awaiter(std::forward<A>(a))), self_(&self) {
     if constexpr (requires { inner_.await_set_parent(self); }) inner_.await_set_parent(self);
   }
   adapter(const adapter&) = delete;
@@ -74,10 +74,8 @@ class adapter final : public awaiting_base {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
     if (early_cancelled_) return self_->finish_cancelled();
     if constexpr (cancellable_awaiter<Aw>) {
-      real_ = h;
-      proxy_ = make_proxy<adapter, &adapter::on_resume>(this);
       self_->waiting_on = this;
-      auto next = suspend_into(inner_, proxy_.handle(), h);
+      auto next = suspend_into(inner_, this->proxy_handle(), h);
       if (next == h) self_->waiting_on = nullptr;  // completed without suspending
       return next;
     } else {
@@ -89,7 +87,7 @@ class adapter final : public awaiting_base {
 
   bool cancel() noexcept override {
     if constexpr (cancellable_awaiter<Aw>) {
-      if (!inner_.await_cancel(proxy_.handle())) return false;
+      if (!inner_.await_cancel(this->proxy_handle())) return false;
       self_->state = task_state::cancelled;
       self_->waiting_on = nullptr;
       return true;
@@ -108,26 +106,22 @@ class adapter final : public awaiting_base {
     }
   }
 
- private:
-  void on_resume() noexcept {
+  // The awaiter resumed the proxy: resume the frame, or unwind it.
+  void proxy_resumed(proxy_tag) noexcept {
     self_->waiting_on = nullptr;
     // Nothing may touch `this` after the final resume: an unwinding frame's
     // owner destroys it (and this adapter) before that call returns.
     if (must_resume(inner_))
-      real_.resume();
+      std::coroutine_handle<P>::from_promise(*self_).resume();
     else
       self_->finish_cancelled().resume();
   }
 
+ private:
   Aw inner_;
-  promise_base* self_;
-  std::coroutine_handle<> real_;
-  proxy_frame proxy_;
+  P* self_;
   bool early_cancelled_ = false;
 };
-
-template <class A>
-adapter(A&&, promise_base&) -> adapter<awaiter_t<A>>;
 
 template <class T>
 struct promise;
@@ -173,7 +167,7 @@ struct promise final : promise_storage<T> {
 
   template <class A>
   auto await_transform(A&& a) {
-    return adapter<awaiter_t<A>>(std::forward<A>(a), *this);
+    return adapter<awaiter_t<A>, promise>(std::forward<A>(a), *this);
   }
 };
 

@@ -29,14 +29,17 @@ struct is_task<task<T>> : std::true_type {};
 
 // One spawned child: its callable and arguments (kept alive until the child
 // finishes, so the child may refer to them), its frame, and its list hook.
-class child_base : public list_hook {
+// The frame's continuation is this record (an embedded proxy): when the
+// child ends, proxy_resumed tells the group.
+class child_base : public list_hook, public embedded_proxy<child_base> {
  public:
   child_base(const child_base&) = delete;
   child_base& operator=(const child_base&) = delete;
   virtual ~child_base() = default;
 
-  promise_base& promise() noexcept { return *promise_; }
+  virtual promise_base& promise() noexcept = 0;
   bool started() const noexcept { return !start_.linked(); }
+  void proxy_resumed(proxy_tag) noexcept;
 
  protected:
   explicit child_base(task_group& g) noexcept : group_(&g) {}
@@ -44,11 +47,8 @@ class child_base : public list_hook {
 
  private:
   friend class grove::task_group;
-  void on_done() noexcept;
 
   task_group* group_;
-  promise_base* promise_ = nullptr;
-  proxy_frame done_;
   ready_node start_;
 };
 
@@ -69,9 +69,11 @@ class child final : public child_base {
   static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
 
+  promise_base& promise() noexcept override { return task_.handle().promise(); }
+
  private:
-  F fn_;
-  std::tuple<Args...> args_;
+  [[no_unique_address]] F fn_;
+  [[no_unique_address]] std::tuple<Args...> args_;
   result task_;  // declared last: the frame dies before the callable it may refer to
 };
 
@@ -150,14 +152,12 @@ class task_group {
 namespace detail {
 
 inline void child_base::bind(promise_base& p, std::coroutine_handle<> frame) noexcept {
-  promise_ = &p;
   p.node = &group_->node_;
-  done_ = make_proxy<child_base, &child_base::on_done>(this);
-  p.continuation = done_.handle();
+  p.continuation = proxy_handle();
   start_.target = frame;
 }
 
-inline void child_base::on_done() noexcept { group_->child_done(*this); }
+inline void child_base::proxy_resumed(proxy_tag) noexcept { group_->child_done(*this); }
 
 // Awaits the body and the children of one group.
 template <class T>

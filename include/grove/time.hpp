@@ -9,33 +9,38 @@
 namespace grove {
 namespace detail {
 
+void describe_sleep(std::string& out, int depth, time_point deadline);
+
+// Relative: the deadline is `delay` after the task suspends; otherwise
+// absolute. Kept small: one exists per sleeping task.
+template <bool Relative>
 class sleep_awaiter {
  public:
-  explicit sleep_awaiter(time_point deadline) noexcept : deadline_(deadline), relative_(false) {}
-  explicit sleep_awaiter(duration d) noexcept : delay_(d), relative_(true) {}
+  explicit sleep_awaiter(time_point deadline) noexcept requires(!Relative) { timer_.deadline = deadline; }
+  explicit sleep_awaiter(duration delay) noexcept requires Relative {
+    timer_.deadline = time_point(delay);
+  }
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     event_loop* loop = event_loop::current();
-    if (relative_) deadline_ = loop->now() + delay_;
+    time_point deadline = timer_.deadline;
+    if constexpr (Relative) deadline = loop->now() + timer_.deadline.time_since_epoch();
     timer_.fire.target = h;
-    loop->add_timer(timer_, deadline_);
+    loop->add_timer(timer_, deadline);
   }
   // While the timer is pending: synchronous, the timer leaves the heap.
   // Once it fired the task is scheduled, and DESIGN §1.2 applies: it runs
   // on to its next suspension point, where the cancellation takes effect.
   bool await_cancel(std::coroutine_handle<>) noexcept {
     if (!timer_.armed()) return false;
-    timer_.loop->remove_timer(timer_);
+    event_loop::current()->remove_timer(timer_);
     return true;
   }
   void await_resume() const noexcept {}
-  void await_describe(std::string& out, int depth) const;
+  void await_describe(std::string& out, int depth) const { describe_sleep(out, depth, timer_.deadline); }
 
  private:
-  time_point deadline_{};
-  duration delay_{};
-  bool relative_;
   timer_node timer_;
 };
 
@@ -59,12 +64,14 @@ class checkpoint_awaiter {
 
 // Suspends for `d` on the loop's clock (measured from when it suspends).
 // Cancellation: removes the timer at once; the task unwinds.
-[[nodiscard]] inline detail::sleep_awaiter sleep(duration d) noexcept { return detail::sleep_awaiter(d); }
+[[nodiscard]] inline detail::sleep_awaiter<true> sleep(duration d) noexcept {
+  return detail::sleep_awaiter<true>(d);
+}
 
 // Suspends until `t` on the loop's clock; a time in the past still yields
 // once. Cancellation: removes the timer at once; the task unwinds.
-[[nodiscard]] inline detail::sleep_awaiter sleep_until(time_point t) noexcept {
-  return detail::sleep_awaiter(t);
+[[nodiscard]] inline detail::sleep_awaiter<false> sleep_until(time_point t) noexcept {
+  return detail::sleep_awaiter<false>(t);
 }
 
 // A cancellation point that also yields: the task goes to the back of the

@@ -36,4 +36,24 @@ proxy_frame make_proxy(Owner* owner) noexcept {
       [](proxy_frame* p) { (static_cast<Owner*>(p->owner)->*Fn)(); }, owner);
 }
 
+// The same trick without the owner pointer, for objects that exist by the
+// million (a task's adapter, a task group's child): the owner derives from
+// embedded_proxy<Owner, Tag> and gets owner.proxy_resumed(Tag{}) called.
+struct proxy_tag {};
+
+template <class Owner, class Tag = proxy_tag>
+class embedded_proxy {
+ public:
+  std::coroutine_handle<> proxy_handle() noexcept {
+    return std::coroutine_handle<>::from_address(static_cast<embedded_proxy*>(this));
+  }
+
+ private:
+  static void trampoline(embedded_proxy* p) noexcept { static_cast<Owner*>(p)->proxy_resumed(Tag{}); }
+  static void no_destroy(embedded_proxy*) noexcept {}
+
+  void (*resume_fn_)(embedded_proxy*) noexcept = &trampoline;
+  void (*destroy_fn_)(embedded_proxy*) noexcept = &no_destroy;
+};
+
 }  // namespace grove::detail
