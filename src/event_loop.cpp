@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -81,6 +82,7 @@ void event_loop::post_threadsafe(detail::ready_node& n) {
 }
 
 void event_loop::add_timer(detail::timer_node& t, time_point deadline) {
+  assert(tl_current == this && "grove: timers are armed only on a running loop's thread");
   if (t.armed()) remove_timer(t);
   t.deadline = deadline;
   t.seq = timer_seq_++;

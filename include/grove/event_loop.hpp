@@ -99,6 +99,8 @@ class event_loop {
   void hold_external() noexcept { ++external_; }
   void release_external() noexcept { --external_; }
 
+  // Precondition: called on this loop's thread while it runs (a timer is
+  // armed only then; the loop disarms every timer when it stops).
   void add_timer(detail::timer_node& t, time_point deadline);
   void remove_timer(detail::timer_node& t) noexcept;
 
