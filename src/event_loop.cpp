@@ -72,12 +72,12 @@ void event_loop::force_cancel() noexcept {
 }
 
 void event_loop::post_threadsafe(detail::ready_node& n) {
-  {
-    std::lock_guard lock(remote_mutex_);
-    remote_.push_back(n);
-  }
+  // The write happens under the lock: once the loop can see `n` it may run
+  // it, finish, and be destroyed, so nothing of the loop may be touched after
+  // the lock is released. (A full counter still wakes the loop.)
+  std::lock_guard lock(remote_mutex_);
+  remote_.push_back(n);
   std::uint64_t one = 1;
-  // A full counter still wakes the loop, so a failed write loses nothing.
   [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
 }
 
@@ -204,7 +204,7 @@ void event_loop::poll(bool may_block, time_point wake_at) {
   }
 }
 
-void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
+void event_loop::enter(detail::promise_base& root) {
   if (tl_current != nullptr)
     throw std::logic_error("grove: a loop is already running on this thread; "
                            "co_await the task instead of starting another loop");
@@ -212,19 +212,19 @@ void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
   root_ = &root;
   root_finished_ = false;
   forced_ = false;
-  struct reset {
-    event_loop* self;
-    ~reset() {
-      // Whatever still waits (a deadlocked tree) is disarmed, so frames
-      // destroyed after the loop stopped never touch it.
-      for (detail::timer_node* t : self->timers_) t->heap_index = detail::timer_node::npos;
-      self->timers_.clear();
-      self->ready_.clear();
-      tl_current = nullptr;
-      self->root_ = nullptr;
-    }
-  } guard{this};
+}
 
+// Whatever still waits (a deadlocked tree) is disarmed, so frames destroyed
+// after the loop stopped never touch it.
+void event_loop::leave() noexcept {
+  for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::npos;
+  timers_.clear();
+  ready_.clear();
+  tl_current = nullptr;
+  root_ = nullptr;
+}
+
+void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
   auto finished = [&] { return done || root_finished_; };
   while (!finished()) {
     iteration_time_ = now();

@@ -34,11 +34,12 @@ class settle {
  public:
   explicit settle(task<T> t) noexcept : task_(std::move(t)) {}
   void await_set_parent(detail::promise_base& p) noexcept { parent_node_ = p.node; }
+  void await_set_resumer(detail::frame_parent& r) noexcept { resumer_ = &r; }
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
     auto& p = task_.handle().promise();
     p.node = parent_node_;
-    p.continuation = h;
+    p.parent = resumer_;
     resume_.target = h;
     return task_.handle();
   }
@@ -51,6 +52,7 @@ class settle {
  private:
   task<T> task_;
   detail::cancel_node* parent_node_ = nullptr;
+  detail::frame_parent* resumer_ = nullptr;
   detail::ready_node resume_;
 };
 

@@ -111,6 +111,7 @@ class scope_awaiter final : public scope_runner {
   }
 
   void await_set_parent(promise_base& p) noexcept { parent_node_ = p.node; }
+  void await_set_resumer(frame_parent& r) noexcept { resumer_ = &r; }
   bool await_ready() const noexcept { return false; }
   // A shielded scope starts even in a cancelled context; others do not.
   bool await_early_cancel() const noexcept { return !(scope_->node_.shield && !loop_forced()); }
@@ -121,7 +122,7 @@ class scope_awaiter final : public scope_runner {
     scope_->arm(parent_node_);
     auto& p = body_.handle().promise();
     p.node = &scope_->node_;
-    p.continuation = h;
+    p.parent = resumer_;  // the body's end goes through must_resume below
     return body_.handle();
   }
 
@@ -176,6 +177,7 @@ class scope_awaiter final : public scope_runner {
   task<T> body_;
   std::coroutine_handle<> outer_;
   cancel_node* parent_node_ = nullptr;
+  frame_parent* resumer_ = nullptr;
   ready_node resume_;
 };
 
@@ -204,7 +206,9 @@ inline void cancel_scope::set_deadline(time_point t) noexcept {
   deadline_ = t;
   if (active_ == nullptr || cancel_called_) return;
   event_loop* loop = event_loop::current();
-  if (t <= loop->now())
+  if (t == time_point::max())
+    loop->remove_timer(timer_);  // no deadline
+  else if (t <= loop->now())
     cancel();
   else
     loop->add_timer(timer_, t);  // re-arms
@@ -252,6 +256,7 @@ class shielded {
    public:
     explicit awaiter(scope_awaiter<T> inner) noexcept : inner_(std::move(inner)) {}
     void await_set_parent(promise_base& p) noexcept { inner_.await_set_parent(p); }
+    void await_set_resumer(frame_parent& r) noexcept { inner_.await_set_resumer(r); }
     bool await_ready() const noexcept { return false; }
     bool await_early_cancel() const noexcept { return inner_.await_early_cancel(); }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) { return inner_.await_suspend(h); }

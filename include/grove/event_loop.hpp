@@ -111,6 +111,8 @@ class event_loop {
   template <class T>
   struct root_record;
 
+  void enter(detail::promise_base& root);  // throws std::logic_error when nested
+  void leave() noexcept;
   void run_until_done(const bool& done, detail::promise_base& root);
   void fire_timers(time_point now);
   void run_batch();
@@ -148,31 +150,47 @@ class virtual_loop : public event_loop {
 inline time_point now() noexcept { return event_loop::current()->now(); }
 
 template <class T>
-struct event_loop::root_record {
+struct event_loop::root_record final : detail::frame_parent {
   bool done = false;
-  detail::proxy_frame proxy;
-  void on_done() noexcept { done = true; }
+  std::coroutine_handle<> child_ended() noexcept override {
+    done = true;
+    return std::noop_coroutine();
+  }
 };
 
 template <class T>
 outcome<T> event_loop::run(task<T> t) {
   auto h = t.handle();
   auto& p = h.promise();
+  enter(p);  // before anything changes: a refused nested run touches nothing
+  struct leave_guard {
+    event_loop* loop;
+    ~leave_guard() { loop->leave(); }
+  } guard{this};
   root_record<T> r;
-  r.proxy = detail::make_proxy<root_record<T>, &root_record<T>::on_done>(&r);
   root_node_ = {};
   p.node = &root_node_;
-  p.continuation = r.proxy.handle();
+  p.parent = &r;
   detail::ready_node start;
   start.target = h;
   post(start);
-  run_until_done(r.done, p);
-  if (p.state == detail::task_state::error) return outcome<T>::from_error(p.error);
-  if (p.state == detail::task_state::cancelled) return outcome<T>{};
-  if constexpr (std::is_void_v<T>)
-    return outcome<T>::from_value();
-  else
-    return outcome<T>::from_value(std::move(*p.value));
+  try {
+    run_until_done(r.done, p);
+  } catch (...) {
+    t = task<T>();  // what is left is destroyed while this loop is current
+    throw;
+  }
+  outcome<T> o;
+  if (p.state == detail::task_state::error)
+    o = outcome<T>::from_error(p.error);
+  else if (p.state == detail::task_state::value) {
+    if constexpr (std::is_void_v<T>)
+      o = outcome<T>::from_value();
+    else
+      o = outcome<T>::from_value(std::move(*p.value));
+  }
+  t = task<T>();  // DESIGN §1.9: the root's frame goes before run returns
+  return o;
 }
 
 }  // namespace grove

@@ -37,14 +37,13 @@ class finally_awaiter {
   finally_awaiter& operator=(const finally_awaiter&) = delete;
 
   void await_set_parent(promise_base& p) noexcept { parent_node_ = p.node; }
+  void await_set_resumer(frame_parent& r) noexcept { resumer_ = &r; }
   bool await_ready() const noexcept { return false; }
 
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
-    outer_ = h;
-    body_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::on_body_done>(this);
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
     auto& p = body_.handle().promise();
     p.node = parent_node_;
-    p.continuation = body_proxy_.handle();
+    p.parent = &body_end_;
     return body_.handle();
   }
 
@@ -53,8 +52,8 @@ class finally_awaiter {
       if (body_.handle().promise().cancel()) {
         // The body is gone; the cleanup must still run, from the loop.
         phase_ = phase::pending_cleanup;
-        body_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::on_body_done>(this);
-        start_.target = body_proxy_.handle();
+        start_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::start_from_loop>(this);
+        start_.target = start_proxy_.handle();
         event_loop::current()->post(start_);
       }
       return false;
@@ -84,7 +83,27 @@ class finally_awaiter {
  private:
   enum class phase : unsigned char { body, pending_cleanup, cleanup, done };
 
-  void on_body_done() noexcept {
+  // The body's and the cleanup's frames report their end here.
+  struct body_end final : frame_parent {
+    finally_awaiter* self;
+    explicit body_end(finally_awaiter* s) noexcept : self(s) {}
+    std::coroutine_handle<> child_ended() noexcept override { return self->on_body_done(); }
+  };
+  struct cleanup_end final : frame_parent {
+    finally_awaiter* self;
+    explicit cleanup_end(finally_awaiter* s) noexcept : self(s) {}
+    std::coroutine_handle<> child_ended() noexcept override {
+      auto& c = self->cleanup_.handle().promise();
+      self->cleanup_error_ = c.error;
+      return self->finish(c.state);
+    }
+  };
+
+  void start_from_loop() noexcept { on_body_done().resume(); }
+
+  // Returns what to run next: the cleanup's frame, or (if creating it threw)
+  // the awaiting frame.
+  std::coroutine_handle<> on_body_done() noexcept {
     auto& p = body_.handle().promise();
     body_state_ = p.state;
     if (body_state_ == task_state::value) {
@@ -97,36 +116,25 @@ class finally_awaiter {
     }
     body_error_ = p.error;
     body_ = task<T>();  // the body's own destructors run before the cleanup
-    start_cleanup();
-  }
-
-  void start_cleanup() noexcept {
     phase_ = phase::cleanup;
     try {
       cleanup_ = make_cleanup_();
     } catch (...) {
       cleanup_error_ = std::current_exception();
-      finish(task_state::error);
-      return;
+      return finish(task_state::error);
     }
     shield_node_.parent = parent_node_;
     shield_node_.shield = true;
-    cleanup_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::on_cleanup_done>(this);
     auto& c = cleanup_.handle().promise();
     c.node = &shield_node_;
-    c.continuation = cleanup_proxy_.handle();
-    cleanup_.handle().resume();
-  }
-
-  void on_cleanup_done() noexcept {
-    auto& c = cleanup_.handle().promise();
-    cleanup_error_ = c.error;
-    finish(c.state);
+    c.parent = &cleanup_end_;
+    return cleanup_.handle();
   }
 
   // Precedence: errors win over cancellation; a body error and a cleanup
   // error are both reported, as an exception_group {body, cleanup}.
-  void finish(task_state cleanup_state) noexcept {
+  // Returns the awaiting frame to run next (or its unwinding).
+  std::coroutine_handle<> finish(task_state cleanup_state) noexcept {
     phase_ = phase::done;
     if (body_error_ && cleanup_error_)
       result_error_ = std::make_exception_ptr(exception_group({body_error_, cleanup_error_}));
@@ -135,7 +143,7 @@ class finally_awaiter {
     bool cancelled =
         body_state_ == task_state::cancelled || cleanup_state == task_state::cancelled;
     result_cancelled_ = cancelled && !result_error_;
-    outer_.resume();
+    return resumer_->child_ended();
   }
 
   task<T> body_;
@@ -143,9 +151,10 @@ class finally_awaiter {
   task<void> cleanup_;
   cancel_node shield_node_;
   cancel_node* parent_node_ = nullptr;
-  std::coroutine_handle<> outer_;
-  proxy_frame body_proxy_;
-  proxy_frame cleanup_proxy_;
+  frame_parent* resumer_ = nullptr;
+  body_end body_end_{this};
+  cleanup_end cleanup_end_{this};
+  proxy_frame start_proxy_;
   ready_node start_;
   body_result<T> result_;
   std::exception_ptr body_error_;

@@ -20,13 +20,15 @@ namespace detail {
 class gather_core {
  public:
   // (virtual only for release(); never deleted through this type)
-  struct slot {
+  struct slot final : frame_parent {
     gather_core* core = nullptr;
     promise_base* promise = nullptr;
-    proxy_frame done;
     ready_node start;
     task_state state = task_state::running;  // kept: the frame may be gone
-    void on_done() noexcept { core->slot_done(*this); }
+    std::coroutine_handle<> child_ended() noexcept override {
+      core->slot_done(*this);
+      return std::noop_coroutine();
+    }
   };
 
   gather_core(const gather_core&) = delete;
@@ -84,10 +86,9 @@ class gather_core {
     slot& s = slots_[i];
     s.core = this;
     s.promise = &p;
-    s.done = make_proxy<slot, &slot::on_done>(&s);
     s.start.target = frame;
     p.node = &node_;
-    p.continuation = s.done.handle();
+    p.parent = &s;
   }
 
  private:

@@ -25,7 +25,7 @@ struct promise_base {
   static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
 
   cancel_node* node = nullptr;               // cancellation context
-  std::coroutine_handle<> continuation;      // resumed when this frame ends
+  frame_parent* parent = nullptr;            // told when this frame ends
   awaiting_base* waiting_on = nullptr;       // set while suspended cancellably
   std::exception_ptr error;
   task_state state = task_state::running;
@@ -36,11 +36,16 @@ struct promise_base {
   // noticed by the level-triggered check at its next suspension point.
   bool cancel() noexcept { return waiting_on != nullptr && waiting_on->cancel(); }
 
-  // Marks the frame cancelled; returns what to resume to tell its awaiter.
+  // Marks the frame cancelled; returns what to run next (its parent decides).
   std::coroutine_handle<> finish_cancelled() noexcept {
     state = task_state::cancelled;
     waiting_on = nullptr;
-    return continuation ? continuation : std::noop_coroutine();
+    return ended();
+  }
+
+  // The frame has ended; returns what to run next.
+  std::coroutine_handle<> ended() noexcept {
+    return parent != nullptr ? parent->child_ended() : std::noop_coroutine();
   }
 
   bool cancelled() const noexcept { return state == task_state::cancelled; }
@@ -59,6 +64,8 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
   template <class A>
   adapter(A&& a, P& self) : inner_(get_awaiter(std::forward<A>(a))), self_(&self) {
     if constexpr (requires { inner_.await_set_parent(self); }) inner_.await_set_parent(self);
+    if constexpr (requires(frame_parent& r) { inner_.await_set_resumer(r); })
+      inner_.await_set_resumer(*this);
   }
   adapter(const adapter&) = delete;
   adapter& operator=(const adapter&) = delete;
@@ -75,7 +82,13 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
     if (early_cancelled_) return self_->finish_cancelled();
     if constexpr (cancellable_awaiter<Aw>) {
       self_->waiting_on = this;
-      auto next = suspend_into(inner_, this->proxy_handle(), h);
+      std::coroutine_handle<> next;
+      try {
+        next = suspend_into(inner_, this->proxy_handle(), h);
+      } catch (...) {
+        self_->waiting_on = nullptr;  // the exception surfaces at the co_await
+        throw;
+      }
       if (next == h) self_->waiting_on = nullptr;  // completed without suspending
       return next;
     } else {
@@ -106,18 +119,21 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
     }
   }
 
-  // The awaiter resumed the proxy: resume the frame, or unwind it.
-  void proxy_resumed(proxy_tag) noexcept {
-    self_->waiting_on = nullptr;
-    // Nothing may touch `this` after the final resume: an unwinding frame's
-    // owner destroys it (and this adapter) before that call returns.
-    if (must_resume(inner_))
-      std::coroutine_handle<P>::from_promise(*self_).resume();
-    else
-      self_->finish_cancelled().resume();
-  }
+  // A child frame run by the inner awaiter ended: continue here, or unwind.
+  std::coroutine_handle<> child_ended() noexcept override { return next(); }
+
+  // The awaiter resumed the proxy (from the loop): resume the frame, or
+  // unwind it. Nothing may touch `this` after that: an unwinding frame's
+  // owner destroys it (and this adapter) before the call returns.
+  void proxy_resumed(proxy_tag) noexcept { next().resume(); }
 
  private:
+  std::coroutine_handle<> next() noexcept {
+    self_->waiting_on = nullptr;
+    if (must_resume(inner_)) return std::coroutine_handle<P>::from_promise(*self_);
+    return self_->finish_cancelled();
+  }
+
   Aw inner_;
   P* self_;
   bool early_cancelled_ = false;
@@ -130,8 +146,7 @@ struct final_awaiter {
   bool await_ready() const noexcept { return false; }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-    auto next = h.promise().continuation;
-    return next ? next : std::noop_coroutine();
+    return h.promise().ended();
   }
   void await_resume() const noexcept {}
 };
@@ -179,13 +194,14 @@ class task_awaiter {
   explicit task_awaiter(std::coroutine_handle<promise<T>> h) noexcept : child_(h) {}
 
   void await_set_parent(promise_base& parent) noexcept { parent_node_ = parent.node; }
+  void await_set_resumer(frame_parent& r) noexcept { resumer_ = &r; }
   bool await_ready() const noexcept { return false; }
   bool await_early_cancel() const noexcept { return true; }  // the child never starts
 
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
     assert(child_ && "co_await on an empty or moved-from grove::task");
     auto& p = child_.promise();
-    p.continuation = h;
+    p.parent = resumer_;
     p.node = parent_node_;
     return child_;
   }
@@ -202,6 +218,7 @@ class task_awaiter {
  private:
   std::coroutine_handle<promise<T>> child_;
   cancel_node* parent_node_ = nullptr;
+  frame_parent* resumer_ = nullptr;
 };
 
 }  // namespace grove::detail

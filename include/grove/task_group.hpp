@@ -29,9 +29,8 @@ struct is_task<task<T>> : std::true_type {};
 
 // One spawned child: its callable and arguments (kept alive until the child
 // finishes, so the child may refer to them), its frame, and its list hook.
-// The frame's continuation is this record (an embedded proxy): when the
-// child ends, proxy_resumed tells the group.
-class child_base : public list_hook, public embedded_proxy<child_base> {
+// The frame's parent is this record: when the child ends, the group hears.
+class child_base : public frame_parent, public list_hook {
  public:
   child_base(const child_base&) = delete;
   child_base& operator=(const child_base&) = delete;
@@ -39,7 +38,7 @@ class child_base : public list_hook, public embedded_proxy<child_base> {
 
   virtual promise_base& promise() noexcept = 0;
   bool started() const noexcept { return !start_.linked(); }
-  void proxy_resumed(proxy_tag) noexcept;
+  std::coroutine_handle<> child_ended() noexcept override;
 
  protected:
   explicit child_base(task_group& g) noexcept : group_(&g) {}
@@ -153,15 +152,18 @@ namespace detail {
 
 inline void child_base::bind(promise_base& p, std::coroutine_handle<> frame) noexcept {
   p.node = &group_->node_;
-  p.continuation = proxy_handle();
+  p.parent = this;
   start_.target = frame;
 }
 
-inline void child_base::proxy_resumed(proxy_tag) noexcept { group_->child_done(*this); }
+inline std::coroutine_handle<> child_base::child_ended() noexcept {
+  group_->child_done(*this);  // destroys this record
+  return std::noop_coroutine();
+}
 
 // Awaits the body and the children of one group.
 template <class T>
-class group_awaiter final : public group_runner {
+class group_awaiter final : public group_runner, public frame_parent {
  public:
   group_awaiter(task_group& g, task<T> body) noexcept : group_(&g), body_(std::move(body)) {}
   group_awaiter(const group_awaiter&) = delete;
@@ -175,11 +177,16 @@ class group_awaiter final : public group_runner {
     outer_ = h;
     group_->node_.parent = parent_node_;
     group_->runner_ = this;
-    body_done_ = make_proxy<group_awaiter, &group_awaiter::on_body_done>(this);
     auto& p = body_.handle().promise();
     p.node = &group_->node_;
-    p.continuation = body_done_.handle();
+    p.parent = this;
     return body_.handle();
+  }
+
+  // The body's frame ended.
+  std::coroutine_handle<> child_ended() noexcept override {
+    on_body_done();
+    return std::noop_coroutine();
   }
 
   // The awaiting task is cancelled: cancel the body and every child.
@@ -282,7 +289,6 @@ class group_awaiter final : public group_runner {
   task<T> body_;
   std::coroutine_handle<> outer_;
   cancel_node* parent_node_ = nullptr;
-  proxy_frame body_done_;
   ready_node resume_;
   std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value_;
   task_state body_state_ = task_state::running;

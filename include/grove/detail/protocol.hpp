@@ -30,6 +30,11 @@
 //   void await_set_parent(promise_base&) noexcept
 //       Tells the awaiter which frame awaits it (tasks inherit its context).
 //
+//   void await_set_resumer(frame_parent&) noexcept
+//       For awaiters that run a child frame: make it the child's parent, so
+//       the child's end transfers straight to the awaiting frame (or unwinds
+//       it) by symmetric transfer, without growing the stack.
+//
 // "Unwinding" is never an exception: the frame is marked cancelled and its
 // awaiter is resumed, which asks *its* awaiter the same question, up to the
 // boundary that owns the chain (a cancel scope, a task group, the loop);
@@ -52,8 +57,19 @@ struct promise_base;
 
 enum class task_state : unsigned char { running, value, error, cancelled };
 
+// Told when a frame ends (value, error, or cancelled). Returns the frame to
+// run next by symmetric transfer: the awaiting frame, a cleanup, or
+// std::noop_coroutine() to go back to the loop.
+class frame_parent {
+ public:
+  virtual std::coroutine_handle<> child_ended() noexcept = 0;
+
+ protected:
+  ~frame_parent() = default;
+};
+
 // What a suspended frame is waiting on, seen from the cancellation side.
-class awaiting_base {
+class awaiting_base : public frame_parent {
  public:
   virtual bool cancel() noexcept = 0;
   // One line per level into `out`, for deadlock and teardown reports.
