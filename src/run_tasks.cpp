@@ -35,6 +35,7 @@ class settle {
   explicit settle(task<T> t) noexcept : task_(std::move(t)) {}
   void await_set_parent(detail::promise_base& p) noexcept { parent_node_ = p.node; }
   void await_set_resumer(detail::frame_parent& r) noexcept { resumer_ = &r; }
+  bool await_early_cancel() const noexcept { return false; }  // starts, to report
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
     auto& p = task_.handle().promise();
@@ -155,7 +156,9 @@ task<run_report> run_tasks(std::vector<job> jobs, int max_concurrent, run_tasks_
   access::jobs(st.report).resize(jobs.size());
   st.jobs = std::move(jobs);
   st.options = std::move(options);
-  return run_all(std::move(st), slots);
+  task<run_report> t = run_all(std::move(st), slots);
+  t.handle().promise().starts_when_cancelled = true;
+  return t;
 }
 
 std::size_t run_report::count(job_state s) const noexcept {

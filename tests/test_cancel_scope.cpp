@@ -859,5 +859,32 @@ TEST(cancel_scope, body_that_throws_after_a_cancel_request_reports_the_error) {
   EXPECT_EQ(j.lines, (lines{"caught: thrown before the next suspension at 1000"}));
 }
 
+TEST(shield, a_shielded_scope_catches_its_own_deadline_while_the_outer_is_cancelled) {
+  journal j;
+  auto o = run_virtual([&]() -> task<void> {
+    cancel_scope outer;
+    co_await outer.run([&]() -> task<void> {
+      cancel_scope inner;
+      inner.set_shield(true);
+      inner.set_deadline(now() + 2s);
+      co_await with_task_group([&](task_group& g) -> task<void> {
+        g.spawn([&]() -> task<void> {
+          co_await sleep(1s);
+          outer.cancel();  // blocked by the shield
+          co_return;
+        });
+        co_await inner.run([]() -> task<void> { co_await sleep(100s); }());
+      });
+      j(std::string("inner caught: ") + (inner.cancelled_caught() ? "yes" : "no") + " at " +
+        std::to_string(ms()));
+      co_await checkpoint();  // the outer cancellation lands here
+      j("never");
+    }());
+    j(std::string("outer caught: ") + (outer.cancelled_caught() ? "yes" : "no"));
+  }());
+  EXPECT_TRUE(o.has_value());
+  EXPECT_EQ(j.lines, (std::vector<std::string>{"inner caught: yes at 2000", "outer caught: yes"}));
+}
+
 }  // namespace
 }  // namespace grove::testing

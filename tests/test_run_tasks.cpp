@@ -118,6 +118,26 @@ TEST(run_tasks, cancel_before_any_job_starts) {
   EXPECT_TRUE(h.j.lines.empty());
 }
 
+TEST(run_tasks, a_caller_already_cancelled_still_gets_a_report_of_every_job) {
+  harness h;
+  std::vector<job> jobs;
+  for (int i = 0; i < 3; ++i) jobs.push_back(h.make(i, 1s));
+  std::optional<run_report> report;
+  auto o = run_virtual([&]() -> task<void> {
+    cancel_scope scope;
+    scope.cancel();
+    co_await scope.run([&]() -> task<void> {
+      report = co_await run_tasks(std::move(jobs), 2);
+      h.j("report received; unwinds at the next suspension point");
+      co_await checkpoint();
+    }());
+  }());
+  EXPECT_TRUE(o.has_value());
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->count(job_state::not_started), 3u);
+  EXPECT_EQ(h.j.lines, std::vector<std::string>{"report received; unwinds at the next suspension point"});
+}
+
 TEST(run_tasks, a_failing_job_is_recorded_and_the_others_go_on) {
   harness h;
   std::vector<job> jobs;

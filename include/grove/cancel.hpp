@@ -45,7 +45,9 @@ class scope_awaiter;
 // empty result (std::nullopt, or false for task<void>); cancelled_caught()
 // then reports true. A cancellation that comes from *outside* the scope
 // passes through it unchanged and the awaiting task unwinds too. When several
-// nested scopes are cancelled at once, the outermost of them catches.
+// nested scopes are cancelled at once, the outermost of them catches (a
+// shielded scope catches its own cancellation: the outer one never reached
+// its body; the awaiting task meets it at its next suspension point).
 //
 // A shielded scope blocks cancellation from outside (forced shutdown
 // excepted); its own cancel() and deadline still work.
@@ -138,7 +140,11 @@ class scope_awaiter final : public scope_runner {
     scope_->disarm();
     bool cancelled = !body_ || body_.handle().promise().cancelled();
     if (!cancelled) return true;
-    if (scope_->cancel_called_ && !effectively_cancelled(parent_node_)) {
+    // Outermost wins: when the enclosing context is cancelled too, that
+    // cancellation also reached the body, so it goes on out. Unless this
+    // scope is shielded (and not forced): then only its own cancel did.
+    bool outer_reached = effectively_cancelled(parent_node_) && !(scope_->node_.shield && !loop_forced());
+    if (scope_->cancel_called_ && !outer_reached) {
       scope_->caught_ = true;
       return true;
     }

@@ -80,6 +80,9 @@ using job = std::function<task<void>()>;
 //   report, accounting for every job; the caller's scope stays cancelled, so
 //   the caller may print the report and then unwinds at its next suspension.
 //   Cost: O(max_concurrent) for the running jobs; queued jobs cost nothing.
+//   Even a caller that is already cancelled when it reaches
+//   `co_await run_tasks(...)` gets the report (every job not started): that
+//   co_await is the one suspension point that does not cancel at once.
 //
 // Throws std::invalid_argument at the call when max_concurrent <= 0. An
 // empty list gives an empty report without suspending.

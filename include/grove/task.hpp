@@ -29,6 +29,9 @@ struct promise_base {
   awaiting_base* waiting_on = nullptr;       // set while suspended cancellably
   std::exception_ptr error;
   task_state state = task_state::running;
+  // Start even when the awaiting frame is already cancelled (run_tasks: it
+  // must account for every job, so it runs and reports them not started).
+  bool starts_when_cancelled = false;
 
   // Cancellation reaches this frame. true: it is now cancelled synchronously
   // (nothing will resume it; it may be destroyed). false: it is running, ready
@@ -196,7 +199,8 @@ class task_awaiter {
   void await_set_parent(promise_base& parent) noexcept { parent_node_ = parent.node; }
   void await_set_resumer(frame_parent& r) noexcept { resumer_ = &r; }
   bool await_ready() const noexcept { return false; }
-  bool await_early_cancel() const noexcept { return true; }  // the child never starts
+  // The child never starts, unless it must report even when cancelled.
+  bool await_early_cancel() const noexcept { return !child_.promise().starts_when_cancelled; }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
     assert(child_ && "co_await on an empty or moved-from grove::task");
