@@ -3,19 +3,18 @@
 //
 //   grove_bench --workload w1 --n 1000000 --repeat 5
 //   grove_bench --workload w3 --n 100000 --c 10000     # dies by SIGINT, as grove::run does
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <grove/grove.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
@@ -33,7 +32,9 @@ double ns_per(steady::duration d, long n) {
          static_cast<double>(n);
 }
 
-double ms(steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(steady::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 // W1: spawn N no-op tasks into one group, join.
 result w1(long n) {
@@ -44,10 +45,12 @@ result w1(long n) {
     t0 = steady::now();
     co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
       for (long i = 0; i < n; ++i)
-        g.spawn([](long* c) -> grove::task<void> {
-          ++*c;
-          co_return;
-        }, &counter);
+        g.spawn(
+            [](long* c) -> grove::task<void> {
+              ++*c;
+              co_return;
+            },
+            &counter);
       co_return;
     });
     t1 = steady::now();
@@ -113,19 +116,21 @@ result w2(long n, long c) {
   opts.on_signal = [&](int, int stage) {
     if (stage == 1) t_signal = steady::now();
   };
-  grove::run([&]() -> grove::task<void> {
-    grove::run_report rep = co_await grove::run_tasks(std::move(jobs), static_cast<int>(c));
-    t_done = steady::now();
-    result r;
-    r.value = ms(t_done - t_signal);
-    r.extra["from_kill_ms"] = ms(t_done - t_kill);
-    long not_started = static_cast<long>(rep.count(grove::job_state::not_started));
-    if (started != c || cleaned != c || not_started != n - c ||
-        static_cast<long>(rep.count(grove::job_state::cancelled)) != c)
-      r.check = "started " + std::to_string(started) + " cleaned " + std::to_string(cleaned) +
-                " not_started " + std::to_string(not_started);
-    print(r);
-  }, opts);
+  grove::run(
+      [&]() -> grove::task<void> {
+        grove::run_report rep = co_await grove::run_tasks(std::move(jobs), static_cast<int>(c));
+        t_done = steady::now();
+        result r;
+        r.value = ms(t_done - t_signal);
+        r.extra["from_kill_ms"] = ms(t_done - t_kill);
+        long not_started = static_cast<long>(rep.count(grove::job_state::not_started));
+        if (started != c || cleaned != c || not_started != n - c ||
+            static_cast<long>(rep.count(grove::job_state::cancelled)) != c)
+          r.check = "started " + std::to_string(started) + " cleaned " + std::to_string(cleaned) +
+                    " not_started " + std::to_string(not_started);
+        print(r);
+      },
+      opts);
   std::fputs("grove_bench: w3 expected to end by SIGINT\n", stderr);
   std::exit(3);
 }
@@ -143,13 +148,14 @@ result w4(long n) {
   grove::event_loop loop;
   auto o = loop.run([&]() -> grove::task<void> {
     rss_before = resident_bytes();
-    co_await grove::move_on_after(1h, grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
-      for (long i = 0; i < n; ++i)
-        g.spawn([]() -> grove::task<void> { co_await grove::sleep(1h); });
-      co_await grove::checkpoint();  // every child has started and now sleeps
-      rss_after = resident_bytes();
-      g.cancel();
-    }));
+    co_await grove::move_on_after(
+        1h, grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
+          for (long i = 0; i < n; ++i)
+            g.spawn([]() -> grove::task<void> { co_await grove::sleep(1h); });
+          co_await grove::checkpoint();  // every child has started and now sleeps
+          rss_after = resident_bytes();
+          g.cancel();
+        }));
   }());
   o.value();
   result r;
@@ -164,10 +170,14 @@ int main(int argc, char** argv) {
   long n = 0, c = 0;
   int repeat = 1;
   CLI::App app{"grove benchmark workloads (see bench/README.md)"};
-  app.add_option("--workload", workload)->required()->check(CLI::IsMember({"w1", "w2", "w3", "w4"}));
+  app.add_option("--workload", workload)
+      ->required()
+      ->check(CLI::IsMember({"w1", "w2", "w3", "w4"}));
   app.add_option("--n", n)->required()->check(CLI::Range(1L, 100'000'000L));
-  app.add_option("--c", c, "slots (w2: default 1000; w3: required)")->check(CLI::Range(1L, 100'000'000L));
-  app.add_option("--repeat", repeat, "runs; the best is reported (w3: 1)")->check(CLI::Range(1, 100));
+  app.add_option("--c", c, "slots (w2: default 1000; w3: required)")
+      ->check(CLI::Range(1L, 100'000'000L));
+  app.add_option("--repeat", repeat, "runs; the best is reported (w3: 1)")
+      ->check(CLI::Range(1, 100));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -181,9 +191,14 @@ int main(int argc, char** argv) {
   const char* units[] = {"ns/task", "ns/job", "ms", "bytes/task"};
   const char* unit = units[workload[1] - '1'];
   auto print = [&](const std::vector<double>& runs, const result& best) {
-    nlohmann::json j{{"impl", "grove"}, {"workload", workload}, {"n", n},
+    nlohmann::json j{{"impl", "grove"},
+                     {"workload", workload},
+                     {"n", n},
                      {"c", c ? nlohmann::json(c) : nlohmann::json()},
-                     {"value", best.value}, {"unit", unit}, {"check", best.check}, {"runs", runs}};
+                     {"value", best.value},
+                     {"unit", unit},
+                     {"check", best.check},
+                     {"runs", runs}};
     j.update(best.extra);
     std::puts(j.dump().c_str());
     std::fflush(stdout);

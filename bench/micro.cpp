@@ -16,7 +16,9 @@ void in_loop(benchmark::State& state, F body) {
   loop.run(body(state)).value();
 }
 
-grove::task<int> trivial(int v) { co_return v; }
+grove::task<int> trivial(int v) {
+  co_return v;
+}
 
 void BM_task_create_and_await(benchmark::State& state) {
   in_loop(state, [](benchmark::State& s) -> grove::task<void> {
@@ -52,7 +54,9 @@ void BM_timer_insert_remove(benchmark::State& state) {
 }
 BENCHMARK(BM_timer_insert_remove)->Arg(0)->Arg(10000)->Arg(1000000);
 
-grove::task<void> sleeper() { co_await grove::sleep(1h); }
+grove::task<void> sleeper() {
+  co_await grove::sleep(1h);
+}
 
 // A task suspended in sleep, cancelled by its scope: frame creation, timer
 // insert, synchronous cancel, frame destruction, resumption of the scope's owner.

@@ -10,13 +10,11 @@
 // The other flags exist so that tests/test_examples_signals.cpp can drive
 // every shutdown scenario with real signals (see --help).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
+#include <grove/grove.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>
-
-#include <grove/grove.hpp>
 
 using namespace std::chrono_literals;
 

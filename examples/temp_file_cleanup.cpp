@@ -9,11 +9,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <grove/grove.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 using namespace std::chrono_literals;
 
@@ -82,10 +81,12 @@ int main(int argc, char** argv) {
     co_await grove::with_task_group([n](grove::task_group& g) -> grove::task<void> {
       for (int id = 0; id < n; ++id) {
         // The file lives in the spawned callable, so it outlives the body.
-        g.spawn([id](temp_file& f) -> grove::task<void> {
-          say("job " + std::to_string(id) + ": created " + f.path());
-          co_await grove::finally(use_file(f, id), [&f, id] { return close_file(f, id); });
-        }, temp_file());
+        g.spawn(
+            [id](temp_file& f) -> grove::task<void> {
+              say("job " + std::to_string(id) + ": created " + f.path());
+              co_await grove::finally(use_file(f, id), [&f, id] { return close_file(f, id); });
+            },
+            temp_file());
       }
       co_return;
     });

@@ -1,12 +1,11 @@
 #include <cxxabi.h>
 
 #include <cstdlib>
-#include <memory>
-#include <string>
-
 #include <grove/errors.hpp>
 #include <grove/task.hpp>
 #include <grove/time.hpp>
+#include <memory>
+#include <string>
 
 namespace grove {
 
@@ -19,7 +18,9 @@ std::string demangle(const char* name) {
   return status == 0 && s ? std::string(s.get()) : std::string(name);
 }
 
-void indent(std::string& out, int depth) { out.append(static_cast<std::size_t>(depth) * 2, ' '); }
+void indent(std::string& out, int depth) {
+  out.append(static_cast<std::size_t>(depth) * 2, ' ');
+}
 
 void describe_frame(const promise_base& p, std::string& out, int depth) {
   if (p.waiting_on != nullptr) {

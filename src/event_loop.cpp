@@ -1,5 +1,3 @@
-#include <grove/event_loop.hpp>
-
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -8,6 +6,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <grove/event_loop.hpp>
 #include <stdexcept>
 #include <system_error>
 
@@ -25,7 +24,9 @@ constexpr std::uint64_t wake_tag = 1;
 
 }  // namespace
 
-bool detail::loop_forced() noexcept { return tl_current != nullptr && tl_current->forced(); }
+bool detail::loop_forced() noexcept {
+  return tl_current != nullptr && tl_current->forced();
+}
 
 detail::timer_node::~timer_node() {
   if (armed()) tl_current->remove_timer(*this);
@@ -54,7 +55,9 @@ event_loop::~event_loop() {
   ::close(epoll_fd_);
 }
 
-event_loop* event_loop::current() noexcept { return tl_current; }
+event_loop* event_loop::current() noexcept {
+  return tl_current;
+}
 
 time_point event_loop::now() const noexcept {
   if (mode_ == clock_mode::virtual_time) return virtual_now_;
@@ -184,7 +187,9 @@ void event_loop::poll(bool may_block, time_point wake_at) {
   epoll_event events[64];
   int n = ::epoll_pwait2(epoll_fd_, events, 64, timeout, nullptr);
   if (n < 0 && errno == ENOSYS) {
-    int ms = timeout == nullptr ? -1 : static_cast<int>(ts.tv_sec * 1000 + (ts.tv_nsec + 999'999) / 1'000'000);
+    int ms = timeout == nullptr
+                 ? -1
+                 : static_cast<int>(ts.tv_sec * 1000 + (ts.tv_nsec + 999'999) / 1'000'000);
     n = ::epoll_wait(epoll_fd_, events, 64, ms);
   }
   if (n < 0) {
@@ -206,8 +211,9 @@ void event_loop::poll(bool may_block, time_point wake_at) {
 
 void event_loop::enter(detail::promise_base& root) {
   if (tl_current != nullptr)
-    throw std::logic_error("grove: a loop is already running on this thread; "
-                           "co_await the task instead of starting another loop");
+    throw std::logic_error(
+        "grove: a loop is already running on this thread; "
+        "co_await the task instead of starting another loop");
   tl_current = this;
   root_ = &root;
   root_finished_ = false;

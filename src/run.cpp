@@ -1,5 +1,3 @@
-#include <grove/run.hpp>
-
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -8,12 +6,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <grove/errors.hpp>
+#include <grove/run.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
-
-#include <grove/errors.hpp>
 
 namespace grove {
 namespace {
@@ -71,8 +69,9 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
     bool any = false;
     for (int signo : options.signals) {
       if (signo == SIGKILL || signo == SIGSTOP)
-        throw std::invalid_argument("grove::run: SIGKILL and SIGSTOP cannot be caught; "
-                                    "remove them from run_options::signals");
+        throw std::invalid_argument(
+            "grove::run: SIGKILL and SIGSTOP cannot be caught; "
+            "remove them from run_options::signals");
       struct sigaction current{};
       if (signo <= 0 || ::sigaction(signo, nullptr, &current) != 0)
         throw std::invalid_argument("grove::run: run_options::signals holds " +
@@ -104,7 +103,9 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
   }
 }
 
-signal_bridge::~signal_bridge() { release(); }
+signal_bridge::~signal_bridge() {
+  release();
+}
 
 void signal_bridge::release() noexcept {
   loop_->remove_timer(grace_timer_);
@@ -230,9 +231,10 @@ int run_session::finish(int code, const std::exception_ptr& error, bool cancelle
   if (bridge_.stage() > 0) signal_bridge::die_by(bridge_.first_signal());
   if (error) return 1;
   if (cancelled) {
-    std::fputs("grove: main was cancelled without a shutdown signal "
-               "(event_loop::cancel_root was called); exiting with 1\n",
-               stderr);
+    std::fputs(
+        "grove: main was cancelled without a shutdown signal "
+        "(event_loop::cancel_root was called); exiting with 1\n",
+        stderr);
     return 1;
   }
   return code;

@@ -1,9 +1,7 @@
-#include <grove/run_tasks.hpp>
-
 #include <algorithm>
-#include <stdexcept>
-
+#include <grove/run_tasks.hpp>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace grove {
 
@@ -139,10 +137,14 @@ nlohmann::json ms_since(time_point start, const std::optional<time_point>& t) {
 
 const char* to_string(job_state s) noexcept {
   switch (s) {
-    case job_state::not_started: return "not_started";
-    case job_state::completed: return "completed";
-    case job_state::failed: return "failed";
-    case job_state::cancelled: return "cancelled";
+    case job_state::not_started:
+      return "not_started";
+    case job_state::completed:
+      return "completed";
+    case job_state::failed:
+      return "failed";
+    case job_state::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -195,8 +197,8 @@ std::string run_report::to_json() const {
     if (r.error) j["error"] = describe_exception(r.error);
     list.push_back(std::move(j));
   }
-  for (job_state s : {job_state::completed, job_state::failed, job_state::cancelled,
-                      job_state::not_started})
+  for (job_state s :
+       {job_state::completed, job_state::failed, job_state::cancelled, job_state::not_started})
     doc["counts"][to_string(s)] = count(s);
   doc["interrupted"] = interrupted();
   doc["elapsed_ms"] = ms_since(started_at_, ended_at_);

@@ -1,6 +1,4 @@
 // The worker pool behind grove::to_thread (see include/grove/detail/thread_pool.hpp).
-#include <grove/detail/thread_pool.hpp>
-
 #include <pthread.h>
 #include <signal.h>
 
@@ -9,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <grove/detail/thread_pool.hpp>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -18,8 +17,8 @@ namespace {
 
 struct pool_state {
   std::mutex m;
-  std::condition_variable wake;        // a job was queued
-  intrusive_list<thread_job> queue;    // FIFO, jobs not yet taken
+  std::condition_variable wake;      // a job was queued
+  intrusive_list<thread_job> queue;  // FIFO, jobs not yet taken
   unsigned threads = 0;
   unsigned idle = 0;
   unsigned queued = 0;
@@ -144,7 +143,9 @@ bool thread_pool::withdraw(thread_job& job) noexcept {
 // completion, finish, and be destroyed while the worker is still inside
 // post_threadsafe (which writes the loop's eventfd after releasing the
 // loop's queue lock).
-void thread_pool::completion_fence() noexcept { std::lock_guard lock(state().m); }
+void thread_pool::completion_fence() noexcept {
+  std::lock_guard lock(state().m);
+}
 
 thread_pool::stats thread_pool::snapshot() noexcept {
   pool_state& s = state();
@@ -152,7 +153,9 @@ thread_pool::stats thread_pool::snapshot() noexcept {
   return {s.threads, s.idle, s.queued};
 }
 
-unsigned thread_pool::max_threads() noexcept { return state().max_threads; }
+unsigned thread_pool::max_threads() noexcept {
+  return state().max_threads;
+}
 
 void thread_pool::start_worker() {
   // The new thread inherits the creating thread's mask: all signals blocked

@@ -4,9 +4,8 @@
 // group and fails the test — a safety net against hangs, never a way to wait.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -43,8 +42,9 @@ class child_process {
  public:
   explicit child_process(std::vector<std::string> args, child_options opt = {}) {
     if (::access(args.at(0).c_str(), X_OK) != 0)
-      throw std::runtime_error(args[0] + " is not built: build the test helpers too "
-                                         "(ninja run_signal_child run_as_pid1, or plain ninja)");
+      throw std::runtime_error(args[0] +
+                               " is not built: build the test helpers too "
+                               "(ninja run_signal_child run_as_pid1, or plain ninja)");
     int out_pipe[2];
     int err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
@@ -114,7 +114,8 @@ class child_process {
 
   // The same on stderr.
   bool read_err_until_line(const std::string& line) {
-    return read_stream_until(err_fd_, err_, [&](const std::string& err) { return has_line(err, line); });
+    return read_stream_until(err_fd_, err_,
+                             [&](const std::string& err) { return has_line(err, line); });
   }
 
   // Reads stdout and stderr to the end, then reaps the child.
@@ -141,7 +142,8 @@ class child_process {
     }
     // Wait without reaping, so the watchdog can never signal a recycled pid.
     siginfo_t info{};
-    while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
     }
     stop_watchdog();
     child_result r;
@@ -207,20 +209,34 @@ inline std::string describe_status(int status) {
 
 // gtest-friendly status checks that show the whole story on failure.
 inline ::testing::AssertionResult killed_by(const child_result& r, int signo) {
-  if (r.watchdog_fired) return ::testing::AssertionFailure() << "watchdog fired (hang)\nstdout:\n" << r.out << "stderr:\n" << r.err;
+  if (r.watchdog_fired)
+    return ::testing::AssertionFailure() << "watchdog fired (hang)\nstdout:\n"
+                                         << r.out << "stderr:\n"
+                                         << r.err;
   if (WIFSIGNALED(r.status) && WTERMSIG(r.status) == signo) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << describe_status(r.status) << ", expected killed by "
-                                       << ::strsignal(signo) << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
+                                       << ::strsignal(signo) << "\nstdout:\n"
+                                       << r.out << "stderr:\n"
+                                       << r.err;
 }
 
 inline ::testing::AssertionResult exited_with(const child_result& r, int code) {
-  if (r.watchdog_fired) return ::testing::AssertionFailure() << "watchdog fired (hang)\nstdout:\n" << r.out << "stderr:\n" << r.err;
+  if (r.watchdog_fired)
+    return ::testing::AssertionFailure() << "watchdog fired (hang)\nstdout:\n"
+                                         << r.out << "stderr:\n"
+                                         << r.err;
   if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == code) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << describe_status(r.status) << ", expected exit " << code
-                                       << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
+  return ::testing::AssertionFailure()
+         << describe_status(r.status) << ", expected exit " << code << "\nstdout:\n"
+         << r.out << "stderr:\n"
+         << r.err;
 }
 
-inline bool has(const child_result& r, const std::string& line) { return child_process::has_line(r.out, line); }
-inline int count(const child_result& r, const std::string& line) { return child_process::count_lines(r.out, line); }
+inline bool has(const child_result& r, const std::string& line) {
+  return child_process::has_line(r.out, line);
+}
+inline int count(const child_result& r, const std::string& line) {
+  return child_process::count_lines(r.out, line);
+}
 
 }  // namespace grove::testing

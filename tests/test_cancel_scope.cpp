@@ -1,13 +1,12 @@
 // cancel_scope and shield: cancellation as frame destruction (DESIGN §1.1–1.3).
 #include <gtest/gtest.h>
 
+#include <grove/grove.hpp>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "virtual_time.hpp"
 
@@ -16,7 +15,9 @@ namespace {
 
 using lines = std::vector<std::string>;
 
-std::string at() { return " at " + std::to_string(ms()); }
+std::string at() {
+  return " at " + std::to_string(ms());
+}
 
 struct custom_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -149,8 +150,7 @@ TEST(cancel_scope, a_child_awaited_by_a_cancelled_frame_never_starts) {
   }());
   ASSERT_TRUE(o.has_value());
   EXPECT_TRUE(scope.cancelled_caught());
-  EXPECT_EQ(j.lines,
-            (lines{"after cancel", "~child argument", "~body local", "empty at 0"}));
+  EXPECT_EQ(j.lines, (lines{"after cancel", "~child argument", "~body local", "empty at 0"}));
 }
 
 TEST(cancel_scope, cancel_while_running_applies_at_the_next_suspension) {
@@ -194,8 +194,7 @@ TEST(cancel_scope, cancel_from_a_running_child_reaches_the_parent_at_its_next_su
   }());
   ASSERT_TRUE(o.has_value());
   EXPECT_TRUE(scope.cancelled_caught());
-  EXPECT_EQ(j.lines,
-            (lines{"child continues after cancel", "parent got 5", "empty at 1000"}));
+  EXPECT_EQ(j.lines, (lines{"child continues after cancel", "parent got 5", "empty at 1000"}));
 }
 
 TEST(cancel_scope, cancel_without_a_later_suspension_lets_the_body_finish) {
@@ -674,9 +673,9 @@ TEST(shield, blocks_an_outer_deadline) {
     EXPECT_TRUE(outer.cancelled_caught());
   }());
   ASSERT_TRUE(o.has_value());
-  EXPECT_EQ(j.lines, (lines{"shield step 1 at 500", "shield step 2 at 2000",
-                            "shield step 3 at 2000", "after shield at 2000",
-                            "outer returned false at 2000"}));
+  EXPECT_EQ(j.lines,
+            (lines{"shield step 1 at 500", "shield step 2 at 2000", "shield step 3 at 2000",
+                   "after shield at 2000", "outer returned false at 2000"}));
 }
 
 TEST(shield, starts_even_when_the_awaiting_frame_is_already_cancelled) {

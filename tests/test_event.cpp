@@ -1,12 +1,11 @@
 // grove::event: set/wait/clear, wake-up through the ready queue, cancellation.
 // Every test runs on the virtual clock.
-#include "virtual_time.hpp"
-
 #include <deque>
+#include <grove/sync.hpp>
 #include <string>
 #include <vector>
 
-#include <grove/sync.hpp>
+#include "virtual_time.hpp"
 
 namespace {
 
@@ -23,7 +22,9 @@ using grove::testing::ms;
 using grove::testing::run_virtual;
 
 // Runs `body` inside `s`, so that a test can cancel one child on its own.
-task<void> in_scope(cancel_scope& s, task<void> body) { co_await s.run(std::move(body)); }
+task<void> in_scope(cancel_scope& s, task<void> body) {
+  co_await s.run(std::move(body));
+}
 
 TEST(Event, StartsClear) {
   event e;

@@ -4,14 +4,13 @@
 
 #include <chrono>
 #include <functional>
+#include <grove/grove.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "virtual_time.hpp"
 
@@ -20,7 +19,9 @@ namespace {
 
 using lines = std::vector<std::string>;
 
-std::string at() { return " at " + std::to_string(ms()); }
+std::string at() {
+  return " at " + std::to_string(ms());
+}
 
 struct custom_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -260,8 +261,8 @@ TEST(event_loop, cancel_root_is_graceful_shields_and_cleanups_finish) {
   EXPECT_TRUE(o.cancelled());
   EXPECT_EQ(cleanups, 1);
   EXPECT_EQ(loop.now(), time_point{} + 3s);
-  EXPECT_EQ(j.lines, (lines{"shielded work done at 2000", "after shield at 2000",
-                            "cleanup done at 3000"}));
+  EXPECT_EQ(j.lines,
+            (lines{"shielded work done at 2000", "after shield at 2000", "cleanup done at 3000"}));
 }
 
 TEST(event_loop, cancel_root_twice_is_delivered_once) {
@@ -423,7 +424,7 @@ TEST(event_loop, a_blocked_root_with_no_timer_is_a_deadlock_reported_at_once) {
   } catch (const deadlock_error& e) {
     report = e.what();
   }
-  EXPECT_EQ(loop.now(), time_point{} + 5s);  // no jump to some far timer
+  EXPECT_EQ(loop.now(), time_point{} + 5s);    // no jump to some far timer
   EXPECT_EQ(j.lines, (lines{"~root local"}));  // the frames were destroyed
   EXPECT_NE(report.find("deadlock"), std::string::npos) << report;
   EXPECT_NE(report.find("cancel_scope"), std::string::npos) << report;
@@ -436,16 +437,16 @@ TEST(event_loop, the_deadlock_report_shows_the_task_tree) {
   auto leaf = []() -> task<void> { co_await never_wakes{}; };
   try {
     loop.run([&]() -> task<void> {
-      co_await concurrently(
-          [&]() -> task<void> { co_await leaf(); },
-          [&]() -> task<void> {
-            co_await finally([]() -> task<void> { co_return; }(),
-                             []() -> task<void> { co_await never_wakes_uncancellable{}; });
-          },
-          [&]() -> task<void> {
-            co_await sleep(2s);  // a pending timer is not a deadlock
-            co_await shield([]() -> task<void> { co_await never_wakes{}; }());
-          });
+      co_await concurrently([&]() -> task<void> { co_await leaf(); },
+                            [&]() -> task<void> {
+                              co_await finally(
+                                  []() -> task<void> { co_return; }(),
+                                  []() -> task<void> { co_await never_wakes_uncancellable{}; });
+                            },
+                            [&]() -> task<void> {
+                              co_await sleep(2s);  // a pending timer is not a deadlock
+                              co_await shield([]() -> task<void> { co_await never_wakes{}; }());
+                            });
     }());
     ADD_FAILURE() << "no deadlock_error";
   } catch (const deadlock_error& e) {

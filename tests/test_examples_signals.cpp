@@ -22,7 +22,9 @@ child_process start(std::vector<std::string> args) {
   return child_process(std::move(args));
 }
 
-std::string task(int id, const std::string& what) { return "Task " + std::to_string(id) + what; }
+std::string task(int id, const std::string& what) {
+  return "Task " + std::to_string(id) + what;
+}
 
 // Per job: how many times each event was printed.
 struct events {
@@ -31,7 +33,8 @@ struct events {
 };
 
 events parse(const std::string& out) {
-  static const std::regex line(R"(^Task (\d+)( started| finished|: cleaning up|: Cleaned up\.|: resources released)$)");
+  static const std::regex line(
+      R"(^Task (\d+)( started| finished|: cleaning up|: Cleaned up\.|: resources released)$)");
   events e;
   int running = 0;
   std::istringstream in(out);
@@ -59,8 +62,8 @@ events parse(const std::string& out) {
 
 std::string summary(int jobs, int completed, int failed, int cancelled, int not_started) {
   std::string s = std::to_string(jobs) + " jobs: " + std::to_string(completed) + " completed, " +
-                  std::to_string(failed) + " failed, " + std::to_string(cancelled) + " cancelled, " +
-                  std::to_string(not_started) + " not started";
+                  std::to_string(failed) + " failed, " + std::to_string(cancelled) +
+                  " cancelled, " + std::to_string(not_started) + " not started";
   if (cancelled + not_started > 0) s += " (interrupted)";
   return s;
 }
@@ -83,7 +86,8 @@ TEST(example_run_tasks, no_signal_all_complete_the_limit_holds_through_cleanup) 
 // Signal once the given jobs have started; every running job cleans up
 // exactly once, no queued job starts, the report accounts for all.
 void interrupt_after_start(int jobs, int limit, int running, int signo) {
-  auto c = start({std::to_string(jobs), std::to_string(limit), "--work-ms", "60000", "--cleanup-ms", "50"});
+  auto c = start(
+      {std::to_string(jobs), std::to_string(limit), "--work-ms", "60000", "--cleanup-ms", "50"});
   ASSERT_TRUE(c.read_until_line(task(running - 1, " started")));
   c.signal(signo);
   auto r = c.wait();
@@ -99,10 +103,18 @@ void interrupt_after_start(int jobs, int limit, int running, int signo) {
   EXPECT_TRUE(has(r, summary(jobs, 0, 0, running, jobs - running))) << r.out;
 }
 
-TEST(example_run_tasks, sigint_with_fewer_jobs_than_slots) { interrupt_after_start(2, 5, 2, SIGINT); }
-TEST(example_run_tasks, sigint_with_every_slot_filled) { interrupt_after_start(3, 3, 3, SIGINT); }
-TEST(example_run_tasks, sigint_with_jobs_queued_on_the_limit) { interrupt_after_start(10, 3, 3, SIGINT); }
-TEST(example_run_tasks, sigterm_kills_by_sigterm_after_cleanup) { interrupt_after_start(6, 2, 2, SIGTERM); }
+TEST(example_run_tasks, sigint_with_fewer_jobs_than_slots) {
+  interrupt_after_start(2, 5, 2, SIGINT);
+}
+TEST(example_run_tasks, sigint_with_every_slot_filled) {
+  interrupt_after_start(3, 3, 3, SIGINT);
+}
+TEST(example_run_tasks, sigint_with_jobs_queued_on_the_limit) {
+  interrupt_after_start(10, 3, 3, SIGINT);
+}
+TEST(example_run_tasks, sigterm_kills_by_sigterm_after_cleanup) {
+  interrupt_after_start(6, 2, 2, SIGTERM);
+}
 
 TEST(example_run_tasks, signal_before_any_job_starts) {
   auto c = start({"4", "2", "--hold-ms", "300", "--work-ms", "60000"});
@@ -121,7 +133,7 @@ TEST(example_run_tasks, signal_during_cleanup_lets_it_finish) {
   auto r = c.wait();
   EXPECT_TRUE(killed_by(r, SIGINT));
   events e = parse(r.out);
-  EXPECT_EQ(e.cleaned[0], 1);      // the shielded cleanup completed
+  EXPECT_EQ(e.cleaned[0], 1);       // the shielded cleanup completed
   EXPECT_EQ(e.started.size(), 1u);  // the queued jobs never started
   EXPECT_TRUE(has(r, summary(3, 1, 0, 0, 2))) << r.out;
 }
@@ -158,7 +170,7 @@ TEST(example_run_tasks, three_signals_graceful_forced_then_gone) {
   auto r = c.wait();
   EXPECT_TRUE(killed_by(r, SIGINT));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);  // well before the 10 s grace
-  EXPECT_EQ(parse(r.out).cleaned.size(), 0u);  // the 60 s cleanups were cut short
+  EXPECT_EQ(parse(r.out).cleaned.size(), 0u);             // the 60 s cleanups were cut short
 }
 
 TEST(example_run_tasks, a_duplicate_signal_inside_the_debounce_window_counts_once) {

@@ -2,12 +2,11 @@
 // (DESIGN §1.4), and its result precedence.
 #include <gtest/gtest.h>
 
+#include <grove/grove.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "virtual_time.hpp"
 
@@ -16,7 +15,9 @@ namespace {
 
 using lines = std::vector<std::string>;
 
-std::string at() { return " at " + std::to_string(ms()); }
+std::string at() {
+  return " at " + std::to_string(ms());
+}
 
 struct body_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -82,11 +83,11 @@ lines observe(precedence_case c) {
 }
 
 TEST(finally, body_value_and_cleanup_ok_give_the_value) {
-  EXPECT_EQ(observe({ends::value, false}),
-            (lines{"~body local", "cleanup starts at 500", "cleanup ends at 1500", "value 7 at 1500",
-                   // the scope's deadline passed during the cleanup: the next
-                   // suspension point is cancelled
-                   "scope returned false at 1500 (caught)"}));
+  EXPECT_EQ(observe({ends::value, false}), (lines{"~body local", "cleanup starts at 500",
+                                                  "cleanup ends at 1500", "value 7 at 1500",
+                                                  // the scope's deadline passed during the cleanup:
+                                                  // the next suspension point is cancelled
+                                                  "scope returned false at 1500 (caught)"}));
 }
 
 TEST(finally, cleanup_error_is_thrown_after_a_body_value) {
@@ -175,9 +176,9 @@ TEST(finally, cleanup_that_sleeps_completes_after_a_cancel_at_the_right_time) {
   }());
   ASSERT_TRUE(o.has_value());
   EXPECT_TRUE(scope.cancelled_caught());
-  EXPECT_EQ(j.lines, (lines{"~body local", "cleanup starts at 1000", "cleanup slept at 3000",
-                            "cleanup ends at 3500", "~cleanup local",
-                            "scope returned false at 3500"}));
+  EXPECT_EQ(j.lines,
+            (lines{"~body local", "cleanup starts at 1000", "cleanup slept at 3000",
+                   "cleanup ends at 3500", "~cleanup local", "scope returned false at 3500"}));
 }
 
 TEST(finally, a_cancel_that_arrives_during_the_cleanup_does_not_cut_it_short) {
@@ -233,8 +234,8 @@ TEST(finally, nested_cleanups_run_innermost_first_and_each_completes) {
     j(std::string("move_on_after ") + (r ? "true" : "false") + at());
   }());
   ASSERT_TRUE(o.has_value());
-  EXPECT_EQ(j.lines,
-            (lines{"inner cleanup at 2000", "outer cleanup at 3000", "move_on_after false at 3000"}));
+  EXPECT_EQ(j.lines, (lines{"inner cleanup at 2000", "outer cleanup at 3000",
+                            "move_on_after false at 3000"}));
 }
 
 TEST(finally, a_deadline_inside_the_cleanup_still_fires) {
@@ -243,9 +244,8 @@ TEST(finally, a_deadline_inside_the_cleanup_still_fires) {
     auto r = co_await move_on_after(1s, [&]() -> task<void> {
       co_await finally([]() -> task<void> { co_await sleep(10s); }(),
                        [&]() -> task<void> {
-                         auto m = co_await move_on_after(2s, []() -> task<void> {
-                           co_await sleep(10s);
-                         }());
+                         auto m = co_await move_on_after(
+                             2s, []() -> task<void> { co_await sleep(10s); }());
                          j(std::string("cleanup's move_on_after ") + (m ? "true" : "false") + at());
                        });
     }());

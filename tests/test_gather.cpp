@@ -81,7 +81,8 @@ TEST(gather, cancelling_the_gather_cancels_every_child_and_waits_for_them) {
     j(r ? "gather completed" : "moved on at " + std::to_string(ms()));
   }());
   EXPECT_TRUE(o.has_value());
-  EXPECT_EQ(j.lines, (std::vector<std::string>{"~sleeper", "cleanup done at 5000", "moved on at 5000"}));
+  EXPECT_EQ(j.lines,
+            (std::vector<std::string>{"~sleeper", "cleanup done at 5000", "moved on at 5000"}));
 }
 
 TEST(gather, a_failure_during_cancellation_is_not_lost) {
@@ -97,9 +98,7 @@ TEST(gather, a_failure_during_cancellation_is_not_lost) {
       co_return 0;
     }());
     auto g = gather(std::move(tasks));
-    auto body = [&]() -> task<std::vector<outcome<int>>> {
-      co_return co_await g;
-    };
+    auto body = [&]() -> task<std::vector<outcome<int>>> { co_return co_await g; };
     std::string seen;
     auto r = co_await move_on_after(2s, body());
     // The outer deadline cancelled the gather, but a child failed while

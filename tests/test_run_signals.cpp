@@ -6,9 +6,8 @@
 // the next signal. Nothing sleeps. Each child runs in its own process group
 // under a watchdog that SIGKILLs the group after 20 s and fails the test —
 // a safety net against hangs, never a way to wait.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,14 +20,13 @@
 #include <condition_variable>
 #include <coroutine>
 #include <cstring>
+#include <grove/grove.hpp>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "child_process.hpp"
 
@@ -47,7 +45,6 @@ child_process start_child(std::vector<std::string> flags, child_options opt = {}
   flags.insert(flags.begin(), child_path);
   return child_process(std::move(flags), opt);
 }
-
 
 std::string signal_line(int signo, int stage) {
   return "signal " + std::to_string(signo) + " stage " + std::to_string(stage);
@@ -87,11 +84,11 @@ TEST(run_signals, sigint_runs_the_cleanup_then_dies_by_sigint) {
   auto r = c.wait();
   EXPECT_TRUE(killed_by(r, SIGINT));
   EXPECT_TRUE(has(r, signal_line(SIGINT, 1)));
-  EXPECT_TRUE(has(r, "cleaned up"));    // the shielded cleanup slept 200 ms and finished
+  EXPECT_TRUE(has(r, "cleaned up"));  // the shielded cleanup slept 200 ms and finished
   EXPECT_TRUE(has(r, "cleanup raii"));
-  EXPECT_TRUE(has(r, "main raii"));     // main's frame was destroyed: RAII ran
-  EXPECT_FALSE(has(r, "body done"));    // the body was cancelled
-  EXPECT_FALSE(has(r, "main done"));    // main was cancelled after the cleanup
+  EXPECT_TRUE(has(r, "main raii"));   // main's frame was destroyed: RAII ran
+  EXPECT_FALSE(has(r, "body done"));  // the body was cancelled
+  EXPECT_FALSE(has(r, "main done"));  // main was cancelled after the cleanup
   EXPECT_EQ(r.err, "");
 }
 
@@ -126,7 +123,8 @@ TEST(run_signals, every_buffered_line_reaches_the_pipe_before_the_re_raise) {
   for (std::string l; std::getline(in, l);)
     if (l.rfind("line ", 0) == 0) numbered.push_back(l);
   ASSERT_EQ(numbered.size(), 3000u);
-  for (int i = 0; i < 3000; ++i) ASSERT_EQ(numbered[static_cast<std::size_t>(i)], "line " + std::to_string(i));
+  for (int i = 0; i < 3000; ++i)
+    ASSERT_EQ(numbered[static_cast<std::size_t>(i)], "line " + std::to_string(i));
   EXPECT_TRUE(has(r, "cleanup buffered"));
   EXPECT_TRUE(has(r, "cleaned up"));  // written with std::cout
   EXPECT_TRUE(has(r, "main raii"));   // written by a destructor after the loop stopped
@@ -163,7 +161,8 @@ TEST(run_signals, as_pid1_of_a_pid_namespace_it_exits_128_plus_signo) {
   if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 77)
     GTEST_SKIP() << "cannot create a PID namespace here: " << r.err;
   EXPECT_TRUE(exited_with(r, 0));
-  EXPECT_NE(r.err.find("pid1: exited " + std::to_string(128 + SIGTERM)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pid1: exited " + std::to_string(128 + SIGTERM)), std::string::npos)
+      << r.err;
   EXPECT_TRUE(has(r, "raised"));
   EXPECT_TRUE(has(r, "main raii"));
 }
@@ -272,13 +271,14 @@ TEST(run_signals, a_third_signal_exits_at_once_without_running_destructors) {
   EXPECT_TRUE(has(r, signal_line(SIGINT, 3)));
   EXPECT_TRUE(has(r, "cleanup buffered"));  // stdio was flushed
   EXPECT_FALSE(has(r, "cleaned up"));
-  EXPECT_FALSE(has(r, "cleanup raii"));     // immediate: no destructor ran
+  EXPECT_FALSE(has(r, "cleanup raii"));  // immediate: no destructor ran
   EXPECT_FALSE(has(r, "main raii"));
   EXPECT_LT(took, 5.0);
 }
 
 TEST(run_signals, after_the_grace_period_forced_the_next_signal_exits_at_once) {
-  auto c = start_child({"--cleanup-ms", "10000", "--stubborn", "--grace-ms", "0", "--debounce-ms", "0"});
+  auto c =
+      start_child({"--cleanup-ms", "10000", "--stubborn", "--grace-ms", "0", "--debounce-ms", "0"});
   ASSERT_TRUE(c.read_until_line("ready"));
   c.signal(SIGINT);
   ASSERT_TRUE(c.read_until_line(signal_line(0, 2)));  // grace 0: forced at once
@@ -329,8 +329,9 @@ TEST(run_signals, run_inside_run_is_an_error_that_says_so) {
   auto r = c.wait();
   EXPECT_TRUE(exited_with(r, 1));
   EXPECT_FALSE(has(r, "nested run returned"));
-  EXPECT_NE(r.err.find("std::logic_error: grove::run: called while a grove loop is already running"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("std::logic_error: grove::run: called while a grove loop is already running"),
+      std::string::npos)
       << r.err;
 }
 
@@ -468,7 +469,9 @@ TEST(run, a_main_that_throws_before_returning_a_task_returns_1) {
   EXPECT_EQ(err, "grove: main failed: std::runtime_error: no task\n");
 }
 
-grove::task<int> throws_synchronously() { throw std::runtime_error("before the task"); }
+grove::task<int> throws_synchronously() {
+  throw std::runtime_error("before the task");
+}
 
 TEST(run, a_plain_function_returning_a_task_works) {
   ::testing::internal::CaptureStderr();

@@ -1,6 +1,5 @@
 // run_tasks: the seed's runner, on the virtual clock (signals: test_run_tasks_signals).
 #include <nlohmann/json.hpp>
-
 #include <stdexcept>
 #include <string>
 
@@ -48,7 +47,7 @@ TEST(run_tasks, all_complete_and_the_limit_holds_through_cleanup) {
   // Jobs 2 and 3 start only after 0 and 1 finished *and* cleaned up.
   EXPECT_EQ(r.jobs()[2].started, r.jobs()[0].ended);
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(*r.jobs()[2].started -
-                                                                   *r.jobs()[0].started)
+                                                                  *r.jobs()[0].started)
                 .count(),
             1100);
   EXPECT_EQ(r.ended_at() - r.started_at(), 3300ms);
@@ -86,9 +85,8 @@ TEST(run_tasks, cancel_when_fewer_jobs_than_slots) {
   for (int i = 0; i < 2; ++i) jobs.push_back(h.make(i, 10s));
   auto o = run_virtual([&]() -> task<std::optional<run_report>> {
     std::optional<run_report> report;
-    co_await move_on_after(1s, [&]() -> task<void> {
-      report = co_await run_tasks(std::move(jobs), 8);
-    }());
+    co_await move_on_after(
+        1s, [&]() -> task<void> { report = co_await run_tasks(std::move(jobs), 8); }());
     co_return report;
   }());
   const run_report& r = *o.value();
@@ -135,7 +133,8 @@ TEST(run_tasks, a_caller_already_cancelled_still_gets_a_report_of_every_job) {
   EXPECT_TRUE(o.has_value());
   ASSERT_TRUE(report.has_value());
   EXPECT_EQ(report->count(job_state::not_started), 3u);
-  EXPECT_EQ(h.j.lines, std::vector<std::string>{"report received; unwinds at the next suspension point"});
+  EXPECT_EQ(h.j.lines,
+            std::vector<std::string>{"report received; unwinds at the next suspension point"});
 }
 
 TEST(run_tasks, a_failing_job_is_recorded_and_the_others_go_on) {
@@ -164,7 +163,8 @@ TEST(run_tasks, all_jobs_failing_every_error_reported) {
   auto o = run_virtual(run_tasks(std::move(jobs), 3));
   const run_report& r = o.value();
   EXPECT_EQ(r.count(job_state::failed), 4u);
-  for (int i = 0; i < 4; ++i) EXPECT_NE(r.summary().find("fail " + std::to_string(i)), std::string::npos);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NE(r.summary().find("fail " + std::to_string(i)), std::string::npos);
 }
 
 TEST(run_tasks, fail_fast_cancels_the_rest) {
@@ -195,7 +195,8 @@ TEST(run_tasks, a_job_that_throws_while_others_are_cancelled_keeps_its_error) {
   jobs.push_back([]() -> task<void> { return []() -> task<void> { co_await sleep(10s); }(); });
   auto o = run_virtual([&]() -> task<run_report> {
     std::optional<run_report> report;
-    co_await move_on_after(1s, [&]() -> task<void> { report = co_await run_tasks(std::move(jobs), 2); }());
+    co_await move_on_after(
+        1s, [&]() -> task<void> { report = co_await run_tasks(std::move(jobs), 2); }());
     co_return std::move(*report);
   }());
   const run_report& r = o.value();
@@ -257,7 +258,8 @@ TEST(run_tasks, a_hundred_thousand_jobs_cancel_in_linear_time) {
     });
   auto o = run_virtual([&]() -> task<run_report> {
     std::optional<run_report> report;
-    co_await move_on_after(1s, [&]() -> task<void> { report = co_await run_tasks(std::move(jobs), 10000); }());
+    co_await move_on_after(
+        1s, [&]() -> task<void> { report = co_await run_tasks(std::move(jobs), 10000); }());
     co_return std::move(*report);
   }());
   EXPECT_EQ(cleaned, 10000);

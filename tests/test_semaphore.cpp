@@ -1,15 +1,14 @@
 // grove::semaphore: FIFO hand-off, cancellation, RAII guards, bounded form.
 // Every test runs on the virtual clock.
-#include "virtual_time.hpp"
-
 #include <algorithm>
 #include <deque>
+#include <grove/sync.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <grove/sync.hpp>
+#include "virtual_time.hpp"
 
 namespace {
 
@@ -26,7 +25,9 @@ using grove::testing::ms;
 using grove::testing::run_virtual;
 
 // Runs `body` inside `s`, so that a test can cancel one child on its own.
-task<void> in_scope(cancel_scope& s, task<void> body) { co_await s.run(std::move(body)); }
+task<void> in_scope(cancel_scope& s, task<void> body) {
+  co_await s.run(std::move(body));
+}
 
 TEST(Semaphore, FreePermitIsTakenWithoutSuspending) {
   journal j;
@@ -494,7 +495,8 @@ TEST(Semaphore, DeadlockReportNamesTheSemaphoreWait) {
     (void)r;
     ADD_FAILURE() << "expected a deadlock";
   } catch (const grove::deadlock_error& e) {
-    EXPECT_NE(std::string(e.what()).find("semaphore acquire (waiting"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("semaphore acquire (waiting"), std::string::npos)
+        << e.what();
   }
   // The root frame was destroyed while it waited: the queue is empty again.
   EXPECT_EQ(sem.waiters(), 0u);

@@ -3,11 +3,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <grove/grove.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "virtual_time.hpp"
 
@@ -16,7 +15,9 @@ namespace {
 
 using lines = std::vector<std::string>;
 
-std::string at() { return " at " + std::to_string(ms()); }
+std::string at() {
+  return " at " + std::to_string(ms());
+}
 
 template <class... F>
 task<void> concurrently(F... fs) {
@@ -97,8 +98,7 @@ TEST(sleep, concurrent_sleepers_wake_in_deadline_order_and_ties_in_arming_order)
   auto o = run_virtual(concurrently(sleeper("a", 3s), sleeper("b", 1s), sleeper("c", 2s),
                                     sleeper("d", 1s), sleeper("e", 2s)));
   ASSERT_TRUE(o.has_value());
-  EXPECT_EQ(j.lines,
-            (lines{"b at 1000", "d at 1000", "c at 2000", "e at 2000", "a at 3000"}));
+  EXPECT_EQ(j.lines, (lines{"b at 1000", "d at 1000", "c at 2000", "e at 2000", "a at 3000"}));
 }
 
 TEST(sleep, many_timers_with_cancellations_each_wake_at_their_own_time) {
@@ -131,7 +131,8 @@ TEST(sleep, many_timers_with_cancellations_each_wake_at_their_own_time) {
   ASSERT_EQ(ended.size(), static_cast<std::size_t>(n));
   EXPECT_TRUE(std::is_sorted(ended.begin(), ended.end(),
                              [](const auto& a, const auto& b) { return a.first < b.first; }));
-  for (const auto& [when, id] : ended) EXPECT_EQ(when, expected[static_cast<std::size_t>(id)]) << id;
+  for (const auto& [when, id] : ended)
+    EXPECT_EQ(when, expected[static_cast<std::size_t>(id)]) << id;
 }
 
 TEST(sleep, is_a_cancellation_point) {

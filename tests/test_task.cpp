@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <grove/grove.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -9,8 +10,6 @@
 #include <typeinfo>
 #include <utility>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "virtual_time.hpp"
 
@@ -22,7 +21,9 @@ struct custom_error : std::runtime_error {
   int code;
 };
 
-task<int> forty_two() { co_return 42; }
+task<int> forty_two() {
+  co_return 42;
+}
 
 task<int> add_after(int a, int b, duration d) {
   co_await sleep(d);
@@ -30,7 +31,7 @@ task<int> add_after(int a, int b, duration d) {
 }
 
 task<int> sum_of_children() {
-  int x = co_await add_after(1, 2, 1s);  // ends at 1000
+  int x = co_await add_after(1, 2, 1s);   // ends at 1000
   int y = co_await add_after(x, 10, 2s);  // ends at 3000
   co_return x + y;
 }
@@ -106,7 +107,8 @@ TEST(task, exception_reaches_awaiter_unchanged) {
     };
     ASSERT_TRUE(run_virtual(parent()).has_value());
     std::string at = after_suspension ? "10" : "0";
-    EXPECT_EQ(j.lines, (std::vector<std::string>{"custom_error: boom from child code=17 at " + at}));
+    EXPECT_EQ(j.lines,
+              (std::vector<std::string>{"custom_error: boom from child code=17 at " + at}));
   }
 }
 
@@ -188,9 +190,9 @@ TEST(task, is_lazy_and_starts_when_awaited) {
     co_await std::move(first);
   };
   ASSERT_TRUE(run_virtual(parent()).has_value());
-  EXPECT_EQ(j.lines, (std::vector<std::string>{"created", "awaiting second", "start second",
-                                               "end second", "awaiting first", "start first",
-                                               "end first"}));
+  EXPECT_EQ(j.lines,
+            (std::vector<std::string>{"created", "awaiting second", "start second", "end second",
+                                      "awaiting first", "start first", "end first"}));
 }
 
 TEST(task, destroyed_unstarted_runs_no_body_but_destroys_its_arguments) {

@@ -98,9 +98,10 @@ TEST(task_group, three_children_failing_at_the_same_instant_are_all_collected) {
     // All three were woken in the same batch: the first error cancels the
     // others, but they are already scheduled, so they run on and fail too.
     EXPECT_EQ(messages(e), (std::vector<std::string>{"a", "b", "c"}));
-    EXPECT_STREQ(e.what(), "3 errors: grove::testing::(anonymous namespace)::value_error: a; "
-                           "grove::testing::(anonymous namespace)::value_error: b; "
-                           "grove::testing::(anonymous namespace)::value_error: c");
+    EXPECT_STREQ(e.what(),
+                 "3 errors: grove::testing::(anonymous namespace)::value_error: a; "
+                 "grove::testing::(anonymous namespace)::value_error: b; "
+                 "grove::testing::(anonymous namespace)::value_error: c");
   }
 }
 
@@ -176,7 +177,8 @@ TEST(task_group, cancel_exits_without_error) {
     co_return ms();
   }());
   EXPECT_EQ(o.value(), 2000);
-  EXPECT_EQ(j.lines, (std::vector<std::string>{"~child", "~body", "after cancel, before next suspension"}));
+  EXPECT_EQ(j.lines,
+            (std::vector<std::string>{"~child", "~body", "after cancel, before next suspension"}));
 }
 
 TEST(task_group, cancel_with_value_body_throws_cancelled_error_when_no_value) {
@@ -255,8 +257,9 @@ TEST(task_group, inner_group_error_reaches_outer_as_nested_exception_group) {
     ASSERT_EQ(e.size(), 1u);
     EXPECT_THROW(std::rethrow_exception(e.exceptions()[0]), exception_group);
     EXPECT_TRUE(e.contains<value_error>());
-    EXPECT_EQ(messages(e), std::vector<std::string>{
-                               "group(1 error: grove::testing::(anonymous namespace)::value_error: deep)"});
+    EXPECT_EQ(messages(e),
+              std::vector<std::string>{
+                  "group(1 error: grove::testing::(anonymous namespace)::value_error: deep)"});
   }
 }
 
@@ -322,12 +325,12 @@ TEST(task_group, cancelling_the_awaiting_task_cancels_everything_and_unwinds) {
 TEST(task_group, child_with_shielded_cleanup_delays_the_group_until_it_finishes) {
   auto o = run_virtual([&]() -> task<long long> {
     co_await move_on_after(1s, with_task_group([&](task_group& g) -> task<void> {
-      g.spawn([]() -> task<void> {
-        co_await finally([]() -> task<void> { co_await sleep(100s); }(),
-                         []() -> task<void> { co_await sleep(3s); });
-      });
-      co_return;
-    }));
+                             g.spawn([]() -> task<void> {
+                               co_await finally([]() -> task<void> { co_await sleep(100s); }(),
+                                                []() -> task<void> { co_await sleep(3s); });
+                             });
+                             co_return;
+                           }));
     co_return ms();
   }());
   EXPECT_EQ(o.value(), 4000);
@@ -337,16 +340,16 @@ TEST(task_group, many_children_cancelled_at_once) {
   int cleaned = 0;
   auto o = run_virtual([&]() -> task<void> {
     co_await move_on_after(1s, with_task_group([&](task_group& g) -> task<void> {
-      for (int i = 0; i < 10000; ++i)
-        g.spawn([&]() -> task<void> {
-          struct count_on_exit {
-            int* n;
-            ~count_on_exit() { ++*n; }
-          } c{&cleaned};
-          co_await sleep(100s);
-        });
-      co_return;
-    }));
+                             for (int i = 0; i < 10000; ++i)
+                               g.spawn([&]() -> task<void> {
+                                 struct count_on_exit {
+                                   int* n;
+                                   ~count_on_exit() { ++*n; }
+                                 } c{&cleaned};
+                                 co_await sleep(100s);
+                               });
+                             co_return;
+                           }));
   }());
   EXPECT_TRUE(o.has_value());
   EXPECT_EQ(cleaned, 10000);
@@ -355,13 +358,14 @@ TEST(task_group, many_children_cancelled_at_once) {
 TEST(exception_group, rethrow_if_single_and_contains) {
   exception_group one({std::make_exception_ptr(value_error("only"))});
   EXPECT_THROW(one.rethrow_if_single(), value_error);
-  exception_group two({std::make_exception_ptr(value_error("a")),
-                       std::make_exception_ptr(std::logic_error("b"))});
+  exception_group two(
+      {std::make_exception_ptr(value_error("a")), std::make_exception_ptr(std::logic_error("b"))});
   EXPECT_THROW(two.rethrow_if_single(), exception_group);
   EXPECT_TRUE(two.contains<std::logic_error>());
   EXPECT_FALSE(two.contains<std::bad_alloc>());
-  EXPECT_STREQ(two.what(),
-               "2 errors: grove::testing::(anonymous namespace)::value_error: a; std::logic_error: b");
+  EXPECT_STREQ(
+      two.what(),
+      "2 errors: grove::testing::(anonymous namespace)::value_error: a; std::logic_error: b");
 }
 
 }  // namespace

@@ -2,12 +2,11 @@
 // own deadline (DESIGN §1.3).
 #include <gtest/gtest.h>
 
+#include <grove/grove.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 #include "virtual_time.hpp"
 
@@ -16,7 +15,9 @@ namespace {
 
 using lines = std::vector<std::string>;
 
-std::string at() { return " at " + std::to_string(ms()); }
+std::string at() {
+  return " at " + std::to_string(ms());
+}
 
 struct custom_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -185,7 +186,8 @@ TEST(fail_after, throws_timeout_error_on_its_own_deadline) {
 
 TEST(fail_after, uncaught_timeout_error_reaches_the_outcome) {
   // (fail_after reads now(), so it is called inside the loop.)
-  auto o = run_virtual([]() -> task<int> { co_return co_await fail_after(1s, value_after(10s, 1)); }());
+  auto o =
+      run_virtual([]() -> task<int> { co_return co_await fail_after(1s, value_after(10s, 1)); }());
   ASSERT_TRUE(o.has_error());
   EXPECT_THROW(o.value(), timeout_error);
 }

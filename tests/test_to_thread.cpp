@@ -7,8 +7,6 @@
 // worker), fn posts a callback to it with post_threadsafe. Two timed waits
 // exist, and neither orders anything: a fn that sleeps to stand for slow
 // blocking work, and the 100 ms cap on a deliberately held write(2).
-#include "virtual_time.hpp"
-
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <grove/thread.hpp>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -27,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include <grove/thread.hpp>
+#include "virtual_time.hpp"
 
 // Holds one write(2) on the thread that armed it, to widen a race window
 // deterministically (see the_loop_outlives_the_workers_last_touch). Every
@@ -48,7 +47,8 @@ extern "C" ssize_t write(int fd, const void* buf, size_t n) {
     held_write::holding = true;
     held_write::cv.notify_all();
     // Until the loop is gone, or long enough to show that it waits for us.
-    held_write::cv.wait_for(lock, std::chrono::milliseconds(100), [] { return held_write::loop_gone; });
+    held_write::cv.wait_for(lock, std::chrono::milliseconds(100),
+                            [] { return held_write::loop_gone; });
     lock.unlock();
     ssize_t r = syscall(SYS_write, fd, buf, n);
     lock.lock();
@@ -102,7 +102,8 @@ struct my_error : std::runtime_error {
 TEST(to_thread, returns_the_value) {
   auto r = run_virtual([]() -> task<int> {
     int a = co_await to_thread([] { return 40; });
-    int b = co_await to_thread([](std::stop_token st) { return st.stop_possible() && !st.stop_requested() ? 2 : -100; });
+    int b = co_await to_thread(
+        [](std::stop_token st) { return st.stop_possible() && !st.stop_requested() ? 2 : -100; });
     co_return a + b;
   }());
   ASSERT_TRUE(r.has_value());
@@ -196,8 +197,8 @@ TEST(to_thread, runs_on_another_thread) {
 std::vector<int> unblocked_signals(const sigset_t& mask) {
   std::vector<int> open;
   for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;        // cannot be blocked
-    if (sig >= 32 && sig < SIGRTMIN) continue;              // glibc-internal
+    if (sig == SIGKILL || sig == SIGSTOP) continue;  // cannot be blocked
+    if (sig >= 32 && sig < SIGRTMIN) continue;       // glibc-internal
     if (sigismember(&mask, sig) != 1) open.push_back(sig);
   }
   return open;
@@ -226,7 +227,9 @@ TEST(to_thread, workers_block_every_signal) {
       open[i] = r.value();
     });
   for (auto& t : loops) t.join();
-  for (unsigned i = 0; i < n; ++i) EXPECT_TRUE(open[i].empty()) << "worker " << i << " leaves signal " << open[i].front() << " unblocked";
+  for (unsigned i = 0; i < n; ++i)
+    EXPECT_TRUE(open[i].empty()) << "worker " << i << " leaves signal " << open[i].front()
+                                 << " unblocked";
 
   auto r = run_virtual(offload([] {
     sigset_t m;
@@ -247,10 +250,11 @@ TEST(to_thread, virtual_time_stands_still_while_fn_runs) {
   auto r = run_virtual([]() -> task<long long> {
     // Without the loop's external hold, the virtual clock would jump to this
     // deadline while fn runs and cancel it (or report a deadlock).
-    auto v = co_await move_on_after(1ms, offload([] {
-      std::this_thread::sleep_for(20ms);  // stands for blocking work, not for synchronisation
-      return 3;
-    }));
+    auto v = co_await move_on_after(
+        1ms, offload([] {
+          std::this_thread::sleep_for(20ms);  // stands for blocking work, not for synchronisation
+          return 3;
+        }));
     EXPECT_EQ(v, std::optional<int>(3));
     co_return ms();
   }());
@@ -276,12 +280,14 @@ TEST(to_thread, many_concurrent_calls_in_a_task_group) {
     long sum = 0;
     co_await with_task_group([&](task_group& g) -> task<void> {
       for (int i = 0; i < children; ++i)
-        g.spawn([&sum, &both](int k) -> task<void> {
-          sum += co_await to_thread([k, &both] {
-            if (k < 2) both.arrive_and_wait();
-            return long{k};
-          });
-        }, i);
+        g.spawn(
+            [&sum, &both](int k) -> task<void> {
+              sum += co_await to_thread([k, &both] {
+                if (k < 2) both.arrive_and_wait();
+                return long{k};
+              });
+            },
+            i);
       co_return;
     });
     co_return sum;
@@ -309,7 +315,8 @@ TEST(to_thread, many_concurrent_calls_from_many_loops) {
     });
   for (auto& t : threads) t.join();
   for (int l = 0; l < loops; ++l)
-    EXPECT_EQ(sums[static_cast<std::size_t>(l)], long{l} * 1000 * calls + long{calls} * (calls - 1) / 2);
+    EXPECT_EQ(sums[static_cast<std::size_t>(l)],
+              long{l} * 1000 * calls + long{calls} * (calls - 1) / 2);
   auto s = detail::thread_pool::snapshot();
   EXPECT_LE(s.threads, detail::thread_pool::max_threads());
   EXPECT_EQ(s.queued, 0U);
@@ -345,7 +352,8 @@ TEST(to_thread, the_loop_outlives_the_workers_last_touch) {
     held_write::cv.wait(lock, [] { return held_write::written; });
   }
   char junk[16];
-  EXPECT_EQ(read(fds[0], junk, sizeof junk), -1) << "a worker wrote to the loop's fd after the loop was destroyed";
+  EXPECT_EQ(read(fds[0], junk, sizeof junk), -1)
+      << "a worker wrote to the loop's fd after the loop was destroyed";
   close(fds[0]);
   close(fds[1]);
 }
@@ -370,7 +378,8 @@ TEST(to_thread, cancel_requests_stop_and_waits_for_fn) {
 
   auto body = [&]() -> task<int> {
     frame_probe probe{&fn_returned, &frame_died_after_fn};
-    int frame_local = 0;  // fn writes it after stop: ASan sees a use-after-free if the frame died early
+    int frame_local =
+        0;  // fn writes it after stop: ASan sees a use-after-free if the frame died early
     int v = co_await to_thread([&](std::stop_token st) {
       loop.post_threadsafe(cancel.node);  // cancel the scope while fn runs
       wait_for_stop(st);
@@ -401,10 +410,10 @@ TEST(to_thread, move_on_after_on_a_real_loop_stops_fn) {
   std::atomic<bool> fn_returned{false};
   auto out = loop.run([](std::atomic<bool>& returned) -> task<bool> {
     auto r = co_await move_on_after(5ms, offload([&returned](std::stop_token st) {
-      wait_for_stop(st);  // only the deadline can end this
-      returned = true;
-      return 1;
-    }));
+                                      wait_for_stop(st);  // only the deadline can end this
+                                      returned = true;
+                                      return 1;
+                                    }));
     EXPECT_TRUE(returned.load());
     co_return r.has_value();
   }(fn_returned));

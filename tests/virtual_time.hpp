@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <grove/grove.hpp>
 #include <string>
 #include <vector>
-
-#include <grove/grove.hpp>
 
 namespace grove::testing {
 

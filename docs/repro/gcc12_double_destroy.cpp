@@ -22,7 +22,9 @@ struct awaiter {
   void await_resume() noexcept {}
 };
 template <class F>
-awaiter<F> make(F&& f) { return awaiter<F>(std::move(f)); }
+awaiter<F> make(F&& f) {
+  return awaiter<F>(std::move(f));
+}
 
 struct co {
   struct promise_type {
@@ -34,14 +36,26 @@ struct co {
   };
 };
 
-struct agg { member m; };
+struct agg {
+  member m;
+};
 
-co lambda_capture() { co_await make([m = member(1)] {}); }
-co braced_aggregate() { co_await make(agg{member(1)}); }
-co named_lambda() { auto l = [m = member(1)] {}; co_await make(std::move(l)); }
+co lambda_capture() {
+  co_await make([m = member(1)] {});
+}
+co braced_aggregate() {
+  co_await make(agg{member(1)});
+}
+co named_lambda() {
+  auto l = [m = member(1)] {};
+  co_await make(std::move(l));
+}
 
 int main() {
-  std::puts("lambda with an init-capture:"); lambda_capture();
-  std::puts("braced aggregate:"); braced_aggregate();
-  std::puts("named lambda (workaround):"); named_lambda();
+  std::puts("lambda with an init-capture:");
+  lambda_capture();
+  std::puts("braced aggregate:");
+  braced_aggregate();
+  std::puts("named lambda (workaround):");
+  named_lambda();
 }

@@ -9,7 +9,9 @@ struct task {
   struct promise_type {
     std::coroutine_handle<> continuation;
     int value = 0;
-    task get_return_object() { return task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    task get_return_object() {
+      return task{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct final_awaiter {
       bool await_ready() noexcept { return false; }
@@ -25,7 +27,9 @@ struct task {
   std::coroutine_handle<promise_type> h;
   explicit task(std::coroutine_handle<promise_type> hh) : h(hh) {}
   task(task&& o) noexcept : h(std::exchange(o.h, {})) {}
-  ~task() { if (h) h.destroy(); }
+  ~task() {
+    if (h) h.destroy();
+  }
   bool await_ready() noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> c) noexcept {
     h.promise().continuation = c;
@@ -34,7 +38,9 @@ struct task {
   int await_resume() { return h.promise().value; }
 };
 
-task one() { co_return 1; }
+task one() {
+  co_return 1;
+}
 task many(long n) {
   long sum = 0;
   for (long i = 0; i < n; ++i) sum += co_await one();
@@ -53,4 +59,6 @@ root run(long n) {
   int v = co_await many(n);
   std::printf("sum = %d\n", v);
 }
-int main() { run(10'000'000); }
+int main() {
+  run(10'000'000);
+}

@@ -3,15 +3,14 @@
 
 #include <coroutine>
 #include <exception>
+#include <grove/errors.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/task.hpp>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <grove/errors.hpp>
-#include <grove/event_loop.hpp>
-#include <grove/task.hpp>
 
 namespace grove {
 
@@ -143,7 +142,8 @@ class scope_awaiter final : public scope_runner {
     // Outermost wins: when the enclosing context is cancelled too, that
     // cancellation also reached the body, so it goes on out. Unless this
     // scope is shielded (and not forced): then only its own cancel did.
-    bool outer_reached = effectively_cancelled(parent_node_) && !(scope_->node_.shield && !loop_forced());
+    bool outer_reached =
+        effectively_cancelled(parent_node_) && !(scope_->node_.shield && !loop_forced());
     if (scope_->cancel_called_ && !outer_reached) {
       scope_->caught_ = true;
       return true;
@@ -198,7 +198,9 @@ inline cancel_scope::cancel_scope(time_point deadline) noexcept : cancel_scope()
   deadline_ = deadline;
 }
 
-inline cancel_scope::~cancel_scope() { disarm(); }
+inline cancel_scope::~cancel_scope() {
+  disarm();
+}
 
 inline void cancel_scope::cancel() noexcept {
   if (cancel_called_) return;
@@ -265,7 +267,9 @@ class shielded {
     void await_set_resumer(frame_parent& r) noexcept { inner_.await_set_resumer(r); }
     bool await_ready() const noexcept { return false; }
     bool await_early_cancel() const noexcept { return inner_.await_early_cancel(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) { return inner_.await_suspend(h); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+      return inner_.await_suspend(h);
+    }
     bool await_cancel(std::coroutine_handle<> h) noexcept { return inner_.await_cancel(h); }
     bool await_must_resume() noexcept { return inner_.await_must_resume(); }
     T await_resume() {

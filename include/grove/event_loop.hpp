@@ -8,14 +8,13 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <grove/detail/intrusive.hpp>
+#include <grove/outcome.hpp>
+#include <grove/task.hpp>
 #include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <grove/detail/intrusive.hpp>
-#include <grove/outcome.hpp>
-#include <grove/task.hpp>
 
 namespace grove {
 
@@ -147,7 +146,9 @@ class virtual_loop : public event_loop {
 };
 
 // Time on the current loop's clock. Precondition: called on a loop thread.
-inline time_point now() noexcept { return event_loop::current()->now(); }
+inline time_point now() noexcept {
+  return event_loop::current()->now();
+}
 
 template <class T>
 struct event_loop::root_record final : detail::frame_parent {

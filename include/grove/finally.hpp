@@ -3,15 +3,14 @@
 
 #include <coroutine>
 #include <exception>
+#include <grove/errors.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/task.hpp>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <grove/errors.hpp>
-#include <grove/event_loop.hpp>
-#include <grove/task.hpp>
 
 namespace grove {
 namespace detail {
@@ -140,8 +139,7 @@ class finally_awaiter {
       result_error_ = std::make_exception_ptr(exception_group({body_error_, cleanup_error_}));
     else
       result_error_ = body_error_ ? body_error_ : cleanup_error_;
-    bool cancelled =
-        body_state_ == task_state::cancelled || cleanup_state == task_state::cancelled;
+    bool cancelled = body_state_ == task_state::cancelled || cleanup_state == task_state::cancelled;
     result_cancelled_ = cancelled && !result_error_;
     return resumer_->child_ended();
   }

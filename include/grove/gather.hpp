@@ -3,15 +3,14 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <grove/event_loop.hpp>
+#include <grove/outcome.hpp>
+#include <grove/task.hpp>
 #include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <grove/event_loop.hpp>
-#include <grove/outcome.hpp>
-#include <grove/task.hpp>
 
 namespace grove {
 namespace detail {
@@ -162,7 +161,8 @@ class gather_vector final : public gather_core {
 template <class... Ts>
 class gather_tuple final : public gather_core {
  public:
-  explicit gather_tuple(task<Ts>... tasks) : gather_core(sizeof...(Ts)), tasks_(std::move(tasks)...) {
+  explicit gather_tuple(task<Ts>... tasks)
+      : gather_core(sizeof...(Ts)), tasks_(std::move(tasks)...) {
     bind_all(std::index_sequence_for<Ts...>{});
   }
   std::tuple<outcome<Ts>...> await_resume() {

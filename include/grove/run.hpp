@@ -9,13 +9,12 @@
 #include <chrono>
 #include <exception>
 #include <functional>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 #include <grove/detail/signal_bridge.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace grove {
 

@@ -4,14 +4,13 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
-#include <optional>
-#include <string>
-#include <vector>
-
 #include <grove/event_loop.hpp>
 #include <grove/gather.hpp>
 #include <grove/task.hpp>
 #include <grove/task_group.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace grove {
 
@@ -26,7 +25,7 @@ const char* to_string(job_state s) noexcept;
 
 struct job_result {
   job_state state = job_state::not_started;
-  std::exception_ptr error;                 // set when failed
+  std::exception_ptr error;  // set when failed
   // On the loop clock, read once per loop iteration (a job that starts or
   // ends in an iteration gets the time that iteration began).
   std::optional<time_point> started;
@@ -86,6 +85,7 @@ using job = std::function<task<void>()>;
 //
 // Throws std::invalid_argument at the call when max_concurrent <= 0. An
 // empty list gives an empty report without suspending.
-task<run_report> run_tasks(std::vector<job> jobs, int max_concurrent, run_tasks_options options = {});
+task<run_report> run_tasks(std::vector<job> jobs, int max_concurrent,
+                           run_tasks_options options = {});
 
 }  // namespace grove

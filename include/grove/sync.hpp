@@ -11,13 +11,12 @@
 #include <cassert>
 #include <coroutine>
 #include <cstddef>
+#include <grove/detail/intrusive.hpp>
+#include <grove/event_loop.hpp>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <grove/detail/intrusive.hpp>
-#include <grove/event_loop.hpp>
 
 namespace grove {
 
@@ -163,8 +162,7 @@ class semaphore {
   semaphore(const semaphore&) = delete;
   semaphore& operator=(const semaphore&) = delete;
   ~semaphore() {
-    assert(waiters_.empty() && handed_ == 0 &&
-           "grove::semaphore destroyed while tasks wait on it");
+    assert(waiters_.empty() && handed_ == 0 && "grove::semaphore destroyed while tasks wait on it");
   }
 
   // `co_await s.acquire();` takes one permit. Does not suspend when a permit
@@ -174,7 +172,9 @@ class semaphore {
   // was handed a permit but not yet resumed passes it on. A task already
   // cancelled when it reaches the co_await never takes a permit. The caller
   // must release() the permit; prefer lock(). Throws nothing.
-  [[nodiscard]] detail::acquire_awaiter acquire() noexcept { return detail::acquire_awaiter(*this); }
+  [[nodiscard]] detail::acquire_awaiter acquire() noexcept {
+    return detail::acquire_awaiter(*this);
+  }
 
   // `auto g = co_await s.lock();` — acquire() that gives a move-only guard
   // releasing the permit in its destructor. Because cancellation destroys
@@ -329,7 +329,9 @@ void sem_waiter::await_describe(std::string& out, int depth) const {
 
 }  // namespace detail
 
-detail::lock_awaiter semaphore::lock() noexcept { return detail::lock_awaiter(*this); }
+detail::lock_awaiter semaphore::lock() noexcept {
+  return detail::lock_awaiter(*this);
+}
 
 // A one-shot (resettable) flag tasks can wait for.
 //
@@ -381,7 +383,9 @@ class event {
 
 namespace detail {
 
-bool event_waiter::await_ready() const noexcept { return ev_->set_; }
+bool event_waiter::await_ready() const noexcept {
+  return ev_->set_;
+}
 
 void event_waiter::await_suspend(std::coroutine_handle<> h) noexcept {
   target = h;

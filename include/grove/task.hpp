@@ -4,13 +4,12 @@
 #include <cassert>
 #include <coroutine>
 #include <exception>
+#include <grove/detail/frame_pool.hpp>
+#include <grove/detail/protocol.hpp>
 #include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
-
-#include <grove/detail/frame_pool.hpp>
-#include <grove/detail/protocol.hpp>
 
 namespace grove {
 
@@ -24,9 +23,9 @@ struct promise_base {
   static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
 
-  cancel_node* node = nullptr;               // cancellation context
-  frame_parent* parent = nullptr;            // told when this frame ends
-  awaiting_base* waiting_on = nullptr;       // set while suspended cancellably
+  cancel_node* node = nullptr;          // cancellation context
+  frame_parent* parent = nullptr;       // told when this frame ends
+  awaiting_base* waiting_on = nullptr;  // set while suspended cancellably
   std::exception_ptr error;
   task_state state = task_state::running;
   // Start even when the awaiting frame is already cancelled (run_tasks: it
@@ -225,7 +224,7 @@ class task_awaiter {
   frame_parent* resumer_ = nullptr;
 };
 
-}  // namespace grove::detail
+}  // namespace detail
 
 // A lazily started coroutine producing T. It does nothing until awaited (or
 // handed to a runner); `co_await t` runs it in the awaiting task's

@@ -5,16 +5,15 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <grove/errors.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/task.hpp>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <grove/errors.hpp>
-#include <grove/event_loop.hpp>
-#include <grove/task.hpp>
 
 namespace grove {
 

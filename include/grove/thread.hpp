@@ -5,14 +5,13 @@
 #include <coroutine>
 #include <exception>
 #include <functional>
+#include <grove/detail/protocol.hpp>
+#include <grove/detail/thread_pool.hpp>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
-
-#include <grove/detail/protocol.hpp>
-#include <grove/detail/thread_pool.hpp>
 
 namespace grove {
 namespace detail {
@@ -102,7 +101,8 @@ class thread_awaiter final : private thread_job {
     auto& self = static_cast<thread_awaiter&>(job);
     try {
       if constexpr (takes_stop_token<F>)
-        self.result_.set([&]() -> result_type { return std::invoke(std::move(self.fn_), self.token()); });
+        self.result_.set(
+            [&]() -> result_type { return std::invoke(std::move(self.fn_), self.token()); });
       else
         self.result_.set([&]() -> result_type { return std::invoke(std::move(self.fn_)); });
     } catch (...) {
@@ -151,8 +151,8 @@ class thread_awaiter final : private thread_job {
 // none can be created. Precondition: awaited from a task on a running loop.
 template <class F>
   requires std::constructible_from<std::decay_t<F>, F> &&
-           (std::is_invocable_v<std::decay_t<F>&&, std::stop_token> ||
-            std::is_invocable_v<std::decay_t<F>&&>)
+           (std::is_invocable_v<std::decay_t<F> &&, std::stop_token> ||
+            std::is_invocable_v<std::decay_t<F> &&>)
 [[nodiscard]] detail::thread_awaiter<std::decay_t<F>> to_thread(F&& fn) {
   return detail::thread_awaiter<std::decay_t<F>>(std::forward<F>(fn));
 }

@@ -2,9 +2,8 @@
 #pragma once
 
 #include <coroutine>
-#include <string>
-
 #include <grove/event_loop.hpp>
+#include <string>
 
 namespace grove {
 namespace detail {
@@ -16,8 +15,14 @@ void describe_sleep(std::string& out, int depth, time_point deadline);
 template <bool Relative>
 class sleep_awaiter {
  public:
-  explicit sleep_awaiter(time_point deadline) noexcept requires(!Relative) { timer_.deadline = deadline; }
-  explicit sleep_awaiter(duration delay) noexcept requires Relative {
+  explicit sleep_awaiter(time_point deadline) noexcept
+    requires(!Relative)
+  {
+    timer_.deadline = deadline;
+  }
+  explicit sleep_awaiter(duration delay) noexcept
+    requires Relative
+  {
     timer_.deadline = time_point(delay);
   }
 
@@ -38,7 +43,9 @@ class sleep_awaiter {
     return true;
   }
   void await_resume() const noexcept {}
-  void await_describe(std::string& out, int depth) const { describe_sleep(out, depth, timer_.deadline); }
+  void await_describe(std::string& out, int depth) const {
+    describe_sleep(out, depth, timer_.deadline);
+  }
 
  private:
   timer_node timer_;
@@ -77,6 +84,8 @@ class checkpoint_awaiter {
 // A cancellation point that also yields: the task goes to the back of the
 // ready queue and resumes in the loop's next batch, after I/O and signals
 // were polled. If the task is cancelled it unwinds here instead.
-[[nodiscard]] inline detail::checkpoint_awaiter checkpoint() noexcept { return {}; }
+[[nodiscard]] inline detail::checkpoint_awaiter checkpoint() noexcept {
+  return {};
+}
 
 }  // namespace grove

@@ -33,11 +33,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <grove/grove.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>
-
-#include <grove/grove.hpp>
 
 namespace {
 
@@ -58,7 +57,9 @@ struct config {
   bool unsynced_cout = false;
 } cfg;
 
-grove::duration ms(long n) { return std::chrono::milliseconds(n); }
+grove::duration ms(long n) {
+  return std::chrono::milliseconds(n);
+}
 
 // Unbuffered: reaches the pipe at once (for the test to synchronise on).
 void say_now(const char* line) {
@@ -67,7 +68,9 @@ void say_now(const char* line) {
 }
 
 // Buffered: stdout is a pipe, so this stays in the stdio buffer until flushed.
-void say(const char* line) { std::printf("%s\n", line); }
+void say(const char* line) {
+  std::printf("%s\n", line);
+}
 
 struct raii_line {
   const char* text;
@@ -102,8 +105,8 @@ grove::task<void> body() {
     throw grove::exception_group({
         std::make_exception_ptr(std::runtime_error("first failure")),
         std::make_exception_ptr(std::logic_error("second failure")),
-        std::make_exception_ptr(grove::exception_group(
-            {std::make_exception_ptr(std::out_of_range("nested failure"))})),
+        std::make_exception_ptr(
+            grove::exception_group({std::make_exception_ptr(std::out_of_range("nested failure"))})),
     });
   }
 }
@@ -146,7 +149,9 @@ grove::task<void> main_void() {
   say("main done");
 }
 
-long number(const char* s) { return std::strtol(s, nullptr, 10); }
+long number(const char* s) {
+  return std::strtol(s, nullptr, 10);
+}
 
 }  // namespace
 
@@ -154,20 +159,34 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool has_value = i + 1 < argc;
-    if (a == "--body-ms" && has_value) cfg.body_ms = number(argv[++i]);
-    else if (a == "--busy") cfg.busy = true;
-    else if (a == "--cleanup-ms" && has_value) cfg.cleanup_ms = number(argv[++i]);
-    else if (a == "--stubborn") cfg.stubborn = true;
-    else if (a == "--lines" && has_value) cfg.lines = static_cast<int>(number(argv[++i]));
-    else if (a == "--exit" && has_value) cfg.exit_code = static_cast<int>(number(argv[++i]));
-    else if (a == "--void") cfg.void_main = true;
-    else if (a == "--throw" && has_value) cfg.throw_msg = argv[++i];
-    else if (a == "--throw-group") cfg.throw_group = true;
-    else if (a == "--grace-ms" && has_value) cfg.grace_ms = number(argv[++i]);
-    else if (a == "--debounce-ms" && has_value) cfg.debounce_ms = number(argv[++i]);
-    else if (a == "--raise-self" && has_value) cfg.raise_self = static_cast<int>(number(argv[++i]));
-    else if (a == "--nested") cfg.nested = true;
-    else if (a == "--unsynced-cout") cfg.unsynced_cout = true;
+    if (a == "--body-ms" && has_value)
+      cfg.body_ms = number(argv[++i]);
+    else if (a == "--busy")
+      cfg.busy = true;
+    else if (a == "--cleanup-ms" && has_value)
+      cfg.cleanup_ms = number(argv[++i]);
+    else if (a == "--stubborn")
+      cfg.stubborn = true;
+    else if (a == "--lines" && has_value)
+      cfg.lines = static_cast<int>(number(argv[++i]));
+    else if (a == "--exit" && has_value)
+      cfg.exit_code = static_cast<int>(number(argv[++i]));
+    else if (a == "--void")
+      cfg.void_main = true;
+    else if (a == "--throw" && has_value)
+      cfg.throw_msg = argv[++i];
+    else if (a == "--throw-group")
+      cfg.throw_group = true;
+    else if (a == "--grace-ms" && has_value)
+      cfg.grace_ms = number(argv[++i]);
+    else if (a == "--debounce-ms" && has_value)
+      cfg.debounce_ms = number(argv[++i]);
+    else if (a == "--raise-self" && has_value)
+      cfg.raise_self = static_cast<int>(number(argv[++i]));
+    else if (a == "--nested")
+      cfg.nested = true;
+    else if (a == "--unsynced-cout")
+      cfg.unsynced_cout = true;
     else {
       std::fprintf(stderr, "run_signal_child: unknown argument %s\n", argv[i]);
       return 2;

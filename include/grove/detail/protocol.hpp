@@ -44,12 +44,11 @@
 
 #include <concepts>
 #include <coroutine>
+#include <grove/detail/cancel_node.hpp>
+#include <grove/detail/proxy_frame.hpp>
 #include <string>
 #include <type_traits>
 #include <utility>
-
-#include <grove/detail/cancel_node.hpp>
-#include <grove/detail/proxy_frame.hpp>
 
 namespace grove::detail {
 
@@ -109,7 +108,9 @@ concept cancellable_awaiter = requires(Aw& a, std::coroutine_handle<> h) {
 
 template <class Aw>
 bool early_cancel(Aw& a) noexcept {
-  if constexpr (requires { { a.await_early_cancel() } -> std::same_as<bool>; })
+  if constexpr (requires {
+                  { a.await_early_cancel() } -> std::same_as<bool>;
+                })
     return a.await_early_cancel();
   else
     return true;
@@ -117,7 +118,9 @@ bool early_cancel(Aw& a) noexcept {
 
 template <class Aw>
 bool must_resume(Aw& a) noexcept {
-  if constexpr (requires { { a.await_must_resume() } -> std::same_as<bool>; })
+  if constexpr (requires {
+                  { a.await_must_resume() } -> std::same_as<bool>;
+                })
     return a.await_must_resume();
   else
     return true;

@@ -20,7 +20,8 @@ struct proxy_frame {
   void* owner = nullptr;
 
   proxy_frame() noexcept = default;
-  proxy_frame(fn on_resume, void* o) noexcept : resume_fn(on_resume), destroy_fn(&no_destroy), owner(o) {}
+  proxy_frame(fn on_resume, void* o) noexcept
+      : resume_fn(on_resume), destroy_fn(&no_destroy), owner(o) {}
 
   std::coroutine_handle<> handle() noexcept { return std::coroutine_handle<>::from_address(this); }
 
@@ -32,8 +33,7 @@ struct proxy_frame {
 // Binds a proxy to a member function of its owner.
 template <class Owner, void (Owner::*Fn)() noexcept>
 proxy_frame make_proxy(Owner* owner) noexcept {
-  return proxy_frame(
-      [](proxy_frame* p) { (static_cast<Owner*>(p->owner)->*Fn)(); }, owner);
+  return proxy_frame([](proxy_frame* p) { (static_cast<Owner*>(p->owner)->*Fn)(); }, owner);
 }
 
 // The same trick without the owner pointer, for objects that exist by the
@@ -49,7 +49,9 @@ class embedded_proxy {
   }
 
  private:
-  static void trampoline(embedded_proxy* p) noexcept { static_cast<Owner*>(p)->proxy_resumed(Tag{}); }
+  static void trampoline(embedded_proxy* p) noexcept {
+    static_cast<Owner*>(p)->proxy_resumed(Tag{});
+  }
   static void no_destroy(embedded_proxy*) noexcept {}
 
   void (*resume_fn_)(embedded_proxy*) noexcept = &trampoline;

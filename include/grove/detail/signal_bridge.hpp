@@ -24,7 +24,6 @@
 #include <signal.h>
 
 #include <cstdint>
-
 #include <grove/detail/proxy_frame.hpp>
 #include <grove/event_loop.hpp>
 

@@ -27,12 +27,11 @@
 
 #include <coroutine>
 #include <exception>
-#include <stop_token>
-#include <string>
-
 #include <grove/detail/intrusive.hpp>
 #include <grove/detail/proxy_frame.hpp>
 #include <grove/event_loop.hpp>
+#include <stop_token>
+#include <string>
 
 namespace grove::detail {
 
