@@ -247,6 +247,18 @@ TEST(example_run_tasks, all_jobs_failing_every_error_reported) {
         << r.out;
 }
 
+TEST(example_quickstart, ctrl_c_cleans_up_running_jobs_and_reports_all_ten) {
+  child_process c({std::string(GROVE_EXAMPLES_DIR) + "/quickstart"});
+  ASSERT_TRUE(c.read_until_line("job 2 working"));
+  c.signal(SIGINT);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGINT));
+  for (int id = 0; id < 10; ++id)
+    EXPECT_EQ(count(r, "job " + std::to_string(id) + " cleaned up"), id < 3 ? 1 : 0) << r.out;
+  EXPECT_TRUE(has(r, "10 jobs: 0 completed, 0 failed, 3 cancelled, 7 not started (interrupted)"))
+      << r.out;
+}
+
 TEST(example_temp_file_cleanup, ctrl_c_removes_every_file) {
   child_process c({std::string(GROVE_EXAMPLES_DIR) + "/temp_file_cleanup", "3"});
   std::vector<std::string> paths;
