@@ -13,25 +13,6 @@
 namespace grove::testing {
 namespace {
 
-using lines = std::vector<std::string>;
-
-std::string at() {
-  return " at " + std::to_string(ms());
-}
-
-struct custom_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Runs the callables as concurrent children (started in argument order).
-template <class... F>
-task<void> concurrently(F... fs) {
-  co_await with_task_group([&](task_group& g) -> task<void> {
-    ((void)g.spawn(fs), ...);
-    co_return;
-  });
-}
-
 // ---------------------------------------------------------------------------
 // Normal completion through a scope
 

@@ -17,24 +17,6 @@
 namespace grove::testing {
 namespace {
 
-using lines = std::vector<std::string>;
-
-std::string at() {
-  return " at " + std::to_string(ms());
-}
-
-struct custom_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <class... F>
-task<void> concurrently(F... fs) {
-  co_await with_task_group([&](task_group& g) -> task<void> {
-    ((void)g.spawn(fs), ...);
-    co_return;
-  });
-}
-
 // Calls `fn` on the loop thread when the running loop's clock reaches `t`,
 // from outside every task (like a signal arriving). Built on the loop's
 // timer primitive; create it inside the loop (timers are armed only while

@@ -13,26 +13,12 @@
 namespace grove::testing {
 namespace {
 
-using lines = std::vector<std::string>;
-
-std::string at() {
-  return " at " + std::to_string(ms());
-}
-
 struct body_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 struct cleanup_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-template <class... F>
-task<void> concurrently(F... fs) {
-  co_await with_task_group([&](task_group& g) -> task<void> {
-    ((void)g.spawn(fs), ...);
-    co_return;
-  });
-}
 
 // How the body and the cleanup end in the precedence tests.
 enum class ends { value, error, cancelled };

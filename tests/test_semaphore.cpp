@@ -24,10 +24,7 @@ using grove::testing::journal;
 using grove::testing::ms;
 using grove::testing::run_virtual;
 
-// Runs `body` inside `s`, so that a test can cancel one child on its own.
-task<void> in_scope(cancel_scope& s, task<void> body) {
-  co_await s.run(std::move(body));
-}
+using grove::testing::in_scope;
 
 TEST(Semaphore, FreePermitIsTakenWithoutSuspending) {
   journal j;

@@ -13,20 +13,6 @@
 namespace grove::testing {
 namespace {
 
-using lines = std::vector<std::string>;
-
-std::string at() {
-  return " at " + std::to_string(ms());
-}
-
-template <class... F>
-task<void> concurrently(F... fs) {
-  co_await with_task_group([&](task_group& g) -> task<void> {
-    ((void)g.spawn(fs), ...);
-    co_return;
-  });
-}
-
 // ---------------------------------------------------------------------------
 // sleep / sleep_until
 

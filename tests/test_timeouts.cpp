@@ -13,16 +13,6 @@
 namespace grove::testing {
 namespace {
 
-using lines = std::vector<std::string>;
-
-std::string at() {
-  return " at " + std::to_string(ms());
-}
-
-struct custom_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 task<int> value_after(duration d, int v) {
   co_await sleep(d);
   co_return v;

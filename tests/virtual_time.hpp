@@ -25,6 +25,32 @@ outcome<T> run_virtual(task<T> t) {
   return loop.run(std::move(t));
 }
 
+using lines = std::vector<std::string>;
+
+// " at <virtual ms>", for journal lines.
+inline std::string at() {
+  return " at " + std::to_string(ms());
+}
+
+struct custom_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Runs the callables as concurrent children of one task group (they start
+// in argument order, in the loop's next batch).
+template <class... F>
+task<void> concurrently(F... fs) {
+  co_await with_task_group([&](task_group& g) -> task<void> {
+    ((void)g.spawn(fs), ...);
+    co_return;
+  });
+}
+
+// Runs `body` inside `s`, so that a test can cancel one child on its own.
+inline task<void> in_scope(cancel_scope& s, task<void> body) {
+  co_await s.run(std::move(body));
+}
+
 // An ordered record of what happened, for timeline assertions.
 struct journal {
   std::vector<std::string> lines;
