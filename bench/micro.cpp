@@ -74,6 +74,41 @@ void BM_cancel_suspended_task(benchmark::State& state) {
 }
 BENCHMARK(BM_cancel_suspended_task);
 
+// acquire + release with a free permit: no suspension.
+void BM_semaphore_uncontended(benchmark::State& state) {
+  in_loop(state, [](benchmark::State& s) -> grove::task<void> {
+    grove::semaphore sem(1);
+    for (auto _ : s) {
+      co_await sem.acquire();
+      sem.release();
+    }
+  });
+}
+BENCHMARK(BM_semaphore_uncontended);
+
+// Two tasks, one permit, each holding it across a checkpoint: every
+// acquire waits and every release hands the permit to the other task.
+void BM_semaphore_contended_handoff(benchmark::State& state) {
+  in_loop(state, [](benchmark::State& s) -> grove::task<void> {
+    grove::semaphore sem(1);
+    bool done = false;
+    co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
+      g.spawn([&]() -> grove::task<void> {
+        while (!done) {
+          auto guard = co_await sem.lock();
+          co_await grove::checkpoint();
+        }
+      });
+      for (auto _ : s) {
+        auto guard = co_await sem.lock();
+        co_await grove::checkpoint();
+      }
+      done = true;
+    });
+  });
+}
+BENCHMARK(BM_semaphore_contended_handoff);
+
 // Spawn and join one child (the per-task cost inside a group).
 void BM_spawn_join_1000(benchmark::State& state) {
   in_loop(state, [](benchmark::State& s) -> grove::task<void> {

@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""asyncio anchor for the grove benchmarks (w1 spawn-join, w2 limited, w3 cancel storm).
+
+Uses only idiomatic stdlib primitives: asyncio.TaskGroup + asyncio.Semaphore.
+With --uvloop the same code runs on uvloop's event loop.
+See README.md in this folder for the workload definitions.
+"""
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+HOUR = 3600.0
+
+
+async def w1(n, c):
+    done = 0
+
+    async def noop():
+        nonlocal done
+        done += 1
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(noop())
+    t1 = time.perf_counter()
+
+    check = "ok" if done == n else f"done={done} != n={n}"
+    return {"value": (t1 - t0) * 1e9 / n, "unit": "ns/task", "check": check}
+
+
+async def w2(n, c):
+    sem = asyncio.Semaphore(c)
+    done = held = max_held = 0
+
+    async def job():
+        nonlocal done, held, max_held
+        async with sem:
+            held += 1
+            max_held = max(max_held, held)
+            await asyncio.sleep(0)  # yield to the loop exactly once
+            done += 1
+            held -= 1
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(job())
+    t1 = time.perf_counter()
+
+    problems = []
+    if done != n:
+        problems.append(f"done={done} != n={n}")
+    if max_held != min(c, n):
+        problems.append(f"max_held={max_held} != min(c, n)={min(c, n)}")
+    return {"value": (t1 - t0) * 1e9 / n, "unit": "ns/job",
+            "check": "; ".join(problems) or "ok"}
+
+
+async def w3(n, c, timeout_s):
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(c)
+    all_running = asyncio.Event()
+    started = running = cleaned = exited = 0
+    t = {}
+
+    async def job():
+        nonlocal started, running, cleaned, exited
+        try:
+            async with sem:
+                started += 1  # body entered: only slot holders may get here
+                try:
+                    running += 1
+                    if running == c:
+                        all_running.set()  # the C-th runner triggers the storm
+                    await asyncio.sleep(HOUR)
+                finally:
+                    cleaned += 1
+        finally:
+            exited += 1  # every job, started or not, must be accounted for
+
+    async def storm():
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(n):
+                    tg.create_task(job())
+                await all_running.wait()
+                if timeout_s > 0:
+                    signal.alarm(timeout_s)  # hard watchdog for the cancel phase
+                t["kill"] = time.perf_counter()
+                os.kill(os.getpid(), signal.SIGINT)
+                await loop.create_future()  # park until the SIGINT handler cancels us
+        except asyncio.CancelledError:
+            # Only reached once the TaskGroup has cancelled *and awaited* every child.
+            t["done"] = time.perf_counter()
+            raise
+
+    # asyncio.TaskGroup has no cancel(); the idiomatic way to cancel a group is to
+    # cancel the task that owns it. The TaskGroup then cancels all of its children
+    # and waits for them before re-raising CancelledError.
+    owner = asyncio.create_task(storm())
+
+    def on_sigint():
+        t["sig"] = time.perf_counter()
+        owner.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        await owner
+    except asyncio.CancelledError:
+        pass
+    finally:
+        signal.alarm(0)
+        loop.remove_signal_handler(signal.SIGINT)
+
+    problems = []
+    if "sig" not in t or "done" not in t:
+        problems.append("signal handler did not run / group did not exit via cancellation")
+    if started != c:
+        problems.append(f"started={started} != c={c}")
+    if cleaned != c:
+        problems.append(f"cleaned={cleaned} != c={c}")
+    if exited != n or exited - started != n - c:
+        problems.append(f"exited={exited}, never-started={exited - started}, want n={n}, n-c={n - c}")
+    if problems:
+        return {"value": None, "unit": "ms", "from_kill_ms": None, "check": "; ".join(problems)}
+    return {"value": (t["done"] - t["sig"]) * 1e3, "unit": "ms",
+            "from_kill_ms": (t["done"] - t["kill"]) * 1e3, "check": "ok"}
+
+
+def on_alarm(signum, frame):
+    sys.stderr.write("asyncio_anchor: w3 cancel phase exceeded --timeout-s, aborting\n")
+    sys.stderr.flush()
+    os._exit(124)  # same status as coreutils timeout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", required=True, choices=["w1", "w2", "w3"])
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--c", type=int, default=None,
+                    help="slots (w2 default 1000, required for w3, ignored by w1)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs; the best one is reported")
+    ap.add_argument("--timeout-s", type=int, default=120,
+                    help="w3: abort (exit 124) if the cancel phase takes longer; 0 = off")
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
+    a = ap.parse_args()
+
+    if a.workload == "w1":
+        a.c = None
+    elif a.workload == "w2" and a.c is None:
+        a.c = 1000
+    elif a.workload == "w3" and a.c is None:
+        ap.error("--c is required for w3")
+    if a.n < 1 or (a.c is not None and a.c < 1):
+        ap.error("--n and --c must be >= 1")
+    if a.workload == "w3" and a.c > a.n:
+        ap.error("w3 needs c <= n (the storm fires when c jobs are running)")
+
+    loop_factory = None
+    if a.uvloop:
+        import uvloop
+        loop_factory = uvloop.new_event_loop
+    signal.signal(signal.SIGALRM, on_alarm)
+
+    if a.workload == "w3":
+        def make():
+            return w3(a.n, a.c, a.timeout_s)
+    else:
+        fn = w1 if a.workload == "w1" else w2
+
+        def make():
+            return fn(a.n, a.c)
+
+    results = []
+    for _ in range(a.repeat):
+        # A fresh event loop per run so runs do not share state.
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            r = runner.run(make())
+        results.append(r)
+        if r["check"] != "ok":
+            break
+
+    failed = [r for r in results if r["check"] != "ok"]
+    best = failed[0] if failed else min(results, key=lambda r: r["value"])
+    out = {"impl": "uvloop" if a.uvloop else "asyncio", "workload": a.workload,
+           "n": a.n, "c": a.c, "value": best["value"], "unit": best["unit"]}
+    if "from_kill_ms" in best:
+        out["from_kill_ms"] = best["from_kill_ms"]
+    out["check"] = best["check"]
+    out["runs"] = [r["value"] for r in results]
+    print(json.dumps(out), flush=True)
+    if failed:
+        sys.exit(f"asyncio_anchor: check FAILED for {a.workload}: {best['check']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""Trio anchor for the grove benchmarks (w1 spawn-join, w2 limited, w3 cancel storm).
+
+Uses only idiomatic Trio primitives: a nursery + trio.CapacityLimiter.
+See README.md in this folder for the workload definitions.
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+import trio
+
+HOUR = 3600.0
+
+
+async def w1(n, c):
+    done = 0
+
+    async def noop():
+        nonlocal done
+        done += 1
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(noop)
+    t1 = time.perf_counter()
+
+    check = "ok" if done == n else f"done={done} != n={n}"
+    return {"value": (t1 - t0) * 1e9 / n, "unit": "ns/task", "check": check}
+
+
+async def w2(n, c):
+    limiter = trio.CapacityLimiter(c)
+    done = held = max_held = 0
+
+    async def job():
+        nonlocal done, held, max_held
+        async with limiter:
+            held += 1
+            max_held = max(max_held, held)
+            await trio.lowlevel.checkpoint()  # yield to the scheduler exactly once
+            done += 1
+            held -= 1
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(job)
+    t1 = time.perf_counter()
+
+    problems = []
+    if done != n:
+        problems.append(f"done={done} != n={n}")
+    if max_held != min(c, n):
+        problems.append(f"max_held={max_held} != min(c, n)={min(c, n)}")
+    return {"value": (t1 - t0) * 1e9 / n, "unit": "ns/job",
+            "check": "; ".join(problems) or "ok"}
+
+
+async def w3(n, c, timeout_s):
+    limiter = trio.CapacityLimiter(c)
+    all_running = trio.Event()
+    started = running = cleaned = exited = 0
+    t = {}
+
+    async def job():
+        nonlocal started, running, cleaned, exited
+        try:
+            async with limiter:
+                started += 1  # body entered: only slot holders may get here
+                try:
+                    running += 1
+                    if running == c:
+                        all_running.set()  # the C-th runner triggers the storm
+                    await trio.sleep(HOUR)
+                finally:
+                    cleaned += 1
+        finally:
+            exited += 1  # every job, started or not, must be accounted for
+
+    # The receiver must exist before the kill, otherwise SIGINT would become
+    # KeyboardInterrupt. Trio delivers the signal to the loop, which wakes the
+    # task iterating the receiver; that wake-up is our "signal handler".
+    with trio.open_signal_receiver(signal.SIGINT) as sigints:
+        async with trio.open_nursery() as nursery:
+            for _ in range(n):
+                nursery.start_soon(job)
+            await all_running.wait()
+            if timeout_s > 0:
+                signal.alarm(timeout_s)  # hard watchdog for the cancel phase
+            t["kill"] = time.perf_counter()
+            os.kill(os.getpid(), signal.SIGINT)
+            async for _ in sigints:
+                t["sig"] = time.perf_counter()
+                nursery.cancel_scope.cancel()  # idiomatic: cancel the nursery's scope
+                break
+        # Only reached once the nursery has cancelled *and awaited* every child.
+        t["done"] = time.perf_counter()
+    signal.alarm(0)
+
+    problems = []
+    if started != c:
+        problems.append(f"started={started} != c={c}")
+    if cleaned != c:
+        problems.append(f"cleaned={cleaned} != c={c}")
+    if exited != n or exited - started != n - c:
+        problems.append(f"exited={exited}, never-started={exited - started}, want n={n}, n-c={n - c}")
+    if problems:
+        return {"value": None, "unit": "ms", "from_kill_ms": None, "check": "; ".join(problems)}
+    return {"value": (t["done"] - t["sig"]) * 1e3, "unit": "ms",
+            "from_kill_ms": (t["done"] - t["kill"]) * 1e3, "check": "ok"}
+
+
+def on_alarm(signum, frame):
+    sys.stderr.write("trio_anchor: w3 cancel phase exceeded --timeout-s, aborting\n")
+    sys.stderr.flush()
+    os._exit(124)  # same status as coreutils timeout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", required=True, choices=["w1", "w2", "w3"])
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--c", type=int, default=None,
+                    help="slots (w2 default 1000, required for w3, ignored by w1)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs; the best one is reported")
+    ap.add_argument("--timeout-s", type=int, default=120,
+                    help="w3: abort (exit 124) if the cancel phase takes longer; 0 = off")
+    a = ap.parse_args()
+
+    if a.workload == "w1":
+        a.c = None
+    elif a.workload == "w2" and a.c is None:
+        a.c = 1000
+    elif a.workload == "w3" and a.c is None:
+        ap.error("--c is required for w3")
+    if a.n < 1 or (a.c is not None and a.c < 1):
+        ap.error("--n and --c must be >= 1")
+    if a.workload == "w3" and a.c > a.n:
+        ap.error("w3 needs c <= n (the storm fires when c jobs are running)")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+
+    results = []
+    for _ in range(a.repeat):
+        # A fresh trio.run per run so runs do not share state.
+        if a.workload == "w3":
+            r = trio.run(w3, a.n, a.c, a.timeout_s)
+        else:
+            r = trio.run(w1 if a.workload == "w1" else w2, a.n, a.c)
+        results.append(r)
+        if r["check"] != "ok":
+            break
+
+    failed = [r for r in results if r["check"] != "ok"]
+    best = failed[0] if failed else min(results, key=lambda r: r["value"])
+    out = {"impl": "trio", "workload": a.workload, "n": a.n, "c": a.c,
+           "value": best["value"], "unit": best["unit"]}
+    if "from_kill_ms" in best:
+        out["from_kill_ms"] = best["from_kill_ms"]
+    out["check"] = best["check"]
+    out["runs"] = [r["value"] for r in results]
+    print(json.dumps(out), flush=True)
+    if failed:
+        sys.exit(f"trio_anchor: check FAILED for {a.workload}: {best['check']}")
+
+
+if __name__ == "__main__":
+    main()
