@@ -111,6 +111,10 @@ task<void> worker(run_state& st) {
 
 task<run_report> run_all(run_state st, std::size_t slots) {
   access::started(st.report, now());
+  if (st.jobs.empty()) {  // nothing to run: no group, no suspension
+    access::ended(st.report, st.report.started_at());
+    co_return std::move(st.report);
+  }
   outcome<void> o = co_await settle<void>(with_task_group([&](task_group& g) -> task<void> {
     st.group = &g;
     for (std::size_t w = 0; w < slots; ++w) g.spawn(worker, std::ref(st));

@@ -207,6 +207,20 @@ TEST(run_tasks, a_job_that_throws_while_others_are_cancelled_keeps_its_error) {
 TEST(run_tasks, edge_cases_empty_zero_negative) {
   auto o = run_virtual(run_tasks({}, 4));
   EXPECT_EQ(o.value().size(), 0u);
+  // Without suspending: a sibling scheduled first has not run yet after it.
+  auto order = run_virtual([]() -> task<std::string> {
+    std::string seen;
+    co_await with_task_group([&](task_group& g) -> task<void> {
+      g.spawn([&]() -> task<void> {
+        seen += "sibling;";
+        co_return;
+      });
+      (void)co_await run_tasks({}, 1);
+      seen += "report;";
+    });
+    co_return seen;
+  }());
+  EXPECT_EQ(order.value(), "report;sibling;");
   EXPECT_THROW((void)run_tasks({}, 0), std::invalid_argument);
   EXPECT_THROW((void)run_tasks({}, -3), std::invalid_argument);
   try {
