@@ -107,7 +107,6 @@ class event_loop {
   void unwatch_fd(detail::fd_watch& w) noexcept;
 
  private:
-  template <class T>
   struct root_record;
 
   void enter(detail::promise_base& root);  // throws std::logic_error when nested
@@ -150,7 +149,6 @@ inline time_point now() noexcept {
   return event_loop::current()->now();
 }
 
-template <class T>
 struct event_loop::root_record final : detail::frame_parent {
   bool done = false;
   std::coroutine_handle<> child_ended() noexcept override {
@@ -168,7 +166,7 @@ outcome<T> event_loop::run(task<T> t) {
     event_loop* loop;
     ~leave_guard() { loop->leave(); }
   } guard{this};
-  root_record<T> r;
+  root_record r;
   root_node_ = {};
   p.node = &root_node_;
   p.parent = &r;
