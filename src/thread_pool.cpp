@@ -139,10 +139,11 @@ bool thread_pool::withdraw(thread_job& job) noexcept {
 
 // A worker posts a completion while holding the pool mutex (worker_main), so
 // taking the mutex here waits until that worker has left
-// event_loop::post_threadsafe. Without this, the loop could run the
-// completion, finish, and be destroyed while the worker is still inside
-// post_threadsafe (which writes the loop's eventfd after releasing the
-// loop's queue lock).
+// event_loop::post_threadsafe. event_loop::post_threadsafe itself now
+// writes its eventfd under its own lock, which already keeps the loop alive
+// until the worker is done with it; this fence is a second guard, kept
+// because it costs one uncontended lock per completion and the test
+// the_loop_outlives_the_workers_last_touch pins the guarantee it gives.
 void thread_pool::completion_fence() noexcept {
   std::lock_guard lock(state().m);
 }
