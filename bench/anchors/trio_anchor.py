@@ -4,12 +4,11 @@
 Uses only idiomatic Trio primitives: a nursery + trio.CapacityLimiter.
 See README.md in this folder for the workload definitions.
 """
-import argparse
-import json
 import os
 import signal
-import sys
 import time
+
+import common
 
 import trio
 
@@ -102,48 +101,14 @@ async def w3(n, c, timeout_s):
         t["done"] = time.perf_counter()
     signal.alarm(0)
 
-    problems = []
-    if started != c:
-        problems.append(f"started={started} != c={c}")
-    if cleaned != c:
-        problems.append(f"cleaned={cleaned} != c={c}")
-    if exited != n or exited - started != n - c:
-        problems.append(f"exited={exited}, never-started={exited - started}, want n={n}, n-c={n - c}")
-    if problems:
-        return {"value": None, "unit": "ms", "from_kill_ms": None, "check": "; ".join(problems)}
-    return {"value": (t["done"] - t["sig"]) * 1e3, "unit": "ms",
-            "from_kill_ms": (t["done"] - t["kill"]) * 1e3, "check": "ok"}
+    return common.w3_outcome(t, started, cleaned, exited, n, c)
 
-
-def on_alarm(signum, frame):
-    sys.stderr.write("trio_anchor: w3 cancel phase exceeded --timeout-s, aborting\n")
-    sys.stderr.flush()
-    os._exit(124)  # same status as coreutils timeout
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", required=True, choices=["w1", "w2", "w3"])
-    ap.add_argument("--n", type=int, required=True)
-    ap.add_argument("--c", type=int, default=None,
-                    help="slots (w2 default 1000, required for w3, ignored by w1)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs; the best one is reported")
-    ap.add_argument("--timeout-s", type=int, default=120,
-                    help="w3: abort (exit 124) if the cancel phase takes longer; 0 = off")
-    a = ap.parse_args()
+    a = common.parse_args(__doc__)
 
-    if a.workload == "w1":
-        a.c = None
-    elif a.workload == "w2" and a.c is None:
-        a.c = 1000
-    elif a.workload == "w3" and a.c is None:
-        ap.error("--c is required for w3")
-    if a.n < 1 or (a.c is not None and a.c < 1):
-        ap.error("--n and --c must be >= 1")
-    if a.workload == "w3" and a.c > a.n:
-        ap.error("w3 needs c <= n (the storm fires when c jobs are running)")
-
-    signal.signal(signal.SIGALRM, on_alarm)
+    common.install_alarm("trio_anchor")
 
     results = []
     for _ in range(a.repeat):
@@ -156,17 +121,7 @@ def main():
         if r["check"] != "ok":
             break
 
-    failed = [r for r in results if r["check"] != "ok"]
-    best = failed[0] if failed else min(results, key=lambda r: r["value"])
-    out = {"impl": "trio", "workload": a.workload, "n": a.n, "c": a.c,
-           "value": best["value"], "unit": best["unit"]}
-    if "from_kill_ms" in best:
-        out["from_kill_ms"] = best["from_kill_ms"]
-    out["check"] = best["check"]
-    out["runs"] = [r["value"] for r in results]
-    print(json.dumps(out), flush=True)
-    if failed:
-        sys.exit(f"trio_anchor: check FAILED for {a.workload}: {best['check']}")
+    common.report("trio", "trio_anchor", a, results)
 
 
 if __name__ == "__main__":
