@@ -6,6 +6,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <grove/detail/reaper.hpp>
 #include <grove/event_loop.hpp>
 #include <stdexcept>
 #include <system_error>
@@ -65,6 +66,7 @@ time_point event_loop::now() const noexcept {
 }
 
 void event_loop::cancel_root() noexcept {
+  detail::cancel_call call;
   root_node_.cancelled = true;
   if (root_ != nullptr && root_->cancel()) root_finished_ = true;
 }
@@ -169,7 +171,10 @@ void event_loop::fire_timers(time_point t) {
 void event_loop::run_batch() {
   detail::intrusive_list<detail::ready_node> batch;
   batch.splice_back(ready_);
-  while (detail::ready_node* n = batch.pop_front()) n->target.resume();
+  while (detail::ready_node* n = batch.pop_front()) {
+    n->target.resume();
+    detail::reap();  // frames that ended or were cancelled while it ran
+  }
 }
 
 void event_loop::poll(bool may_block, time_point wake_at) {
@@ -205,6 +210,7 @@ void event_loop::poll(bool may_block, time_point wake_at) {
     } else {
       auto* w = static_cast<detail::fd_watch*>(events[i].data.ptr);
       w->on_event(w, events[i].events);
+      detail::reap();
     }
   }
 }
@@ -223,6 +229,7 @@ void event_loop::enter(detail::promise_base& root) {
 // Whatever still waits (a deadlocked tree) is disarmed, so frames destroyed
 // after the loop stopped never touch it.
 void event_loop::leave() noexcept {
+  detail::reap();
   for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::npos;
   timers_.clear();
   ready_.clear();

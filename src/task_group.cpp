@@ -10,6 +10,7 @@ task_group::~task_group() {
 
 void task_group::cancel() noexcept {
   if (node_.cancelled) return;
+  detail::cancel_call call;  // the cancelled children's frames go before we return
   node_.cancelled = true;
   if (runner_ == nullptr) return;  // not running yet, or finished
   cancel_children();
@@ -23,10 +24,10 @@ void task_group::record_error(std::exception_ptr e) noexcept {
   if (runner_ != nullptr) runner_->cancel_body();
 }
 
-// Children that are suspended (or never started) go at once; a child that
-// is running or waits on something that must finish first stays, and ends
-// through child_done later.
-bool task_group::cancel_children() noexcept {
+// Children that are suspended (or never started) are finished at once and
+// their records go to the reaper; a child that is running or waits on
+// something that must finish first stays, and ends through child_done later.
+void task_group::cancel_children() noexcept {
   detail::intrusive_list<detail::child_base> pending;
   pending.splice_back(children_);
   while (detail::child_base* c = pending.pop_front()) {
@@ -34,11 +35,11 @@ bool task_group::cancel_children() noexcept {
       children_.push_back(*c);
       continue;
     }
+    c->start_.unlink();
     --size_;
     any_cancelled_ = true;
-    delete c;  // the frame first (its destructors run), then the callable
+    detail::delete_later(c);  // the frame first (its destructors run), then the callable
   }
-  return size_ == 0;
 }
 
 void task_group::child_done(detail::child_base& c) noexcept {
@@ -47,7 +48,7 @@ void task_group::child_done(detail::child_base& c) noexcept {
   c.unlink();
   --size_;
   if (state == detail::task_state::cancelled) any_cancelled_ = true;
-  delete &c;
+  detail::delete_later(&c);  // we are inside its frame's end
   if (state == detail::task_state::error) record_error(std::move(error));
   if (size_ == 0 && runner_ != nullptr) runner_->on_children_done();
 }

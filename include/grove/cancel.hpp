@@ -4,6 +4,7 @@
 #include <coroutine>
 #include <exception>
 #include <grove/errors.hpp>
+#include <grove/detail/reaper.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
 #include <optional>
@@ -128,6 +129,7 @@ class scope_awaiter final : public scope_runner {
   }
 
   // Cancellation from outside: a shield holds (the body finishes first).
+  // An empty body_ means push_cancel already posted the resumption: false.
   bool await_cancel(std::coroutine_handle<>) noexcept {
     if (scope_->node_.shield && !loop_forced()) return false;
     if (!body_ || !body_.handle().promise().cancel()) return false;
@@ -164,10 +166,11 @@ class scope_awaiter final : public scope_runner {
   // The scope was cancelled (or its shield lowered) while the body runs.
   void push_cancel() noexcept override {
     if (!body_ || !body_.handle().promise().cancel()) return;
-    // Cancelled synchronously: destroy the body now (its destructors run in
-    // reverse order) and resume the awaiting frame from the loop, never from
+    // Cancelled synchronously: the body's frame goes to the reaper (its
+    // destructors run, in reverse order, before the outermost cancel call
+    // returns) and the awaiting frame resumes from the loop, never from
     // inside whoever called cancel().
-    body_ = task<T>();
+    destroy_later(body_.release());
     resume_.target = outer_;
     event_loop::current()->post(resume_);
   }
@@ -204,6 +207,7 @@ inline cancel_scope::~cancel_scope() {
 
 inline void cancel_scope::cancel() noexcept {
   if (cancel_called_) return;
+  detail::cancel_call call;  // the cancelled frames go before we return
   cancel_called_ = true;
   node_.cancelled = true;
   if (timer_.armed()) event_loop::current()->remove_timer(timer_);
@@ -224,7 +228,10 @@ inline void cancel_scope::set_deadline(time_point t) noexcept {
 
 inline void cancel_scope::set_shield(bool on) noexcept {
   node_.shield = on;
-  if (!on && active_ != nullptr && effectively_cancelled(&node_)) active_->push_cancel();
+  if (!on && active_ != nullptr && effectively_cancelled(&node_)) {
+    detail::cancel_call call;
+    active_->push_cancel();
+  }
 }
 
 inline void cancel_scope::arm(detail::cancel_node* parent) {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <grove/detail/intrusive.hpp>
+#include <grove/detail/reaper.hpp>
 #include <grove/outcome.hpp>
 #include <grove/task.hpp>
 #include <limits>
@@ -116,6 +117,15 @@ class event_loop {
   void run_batch();
   void poll(bool may_block, time_point wake_at);
   [[noreturn]] void report_deadlock(const detail::promise_base& root);
+  // Destroys the root's frame; what its destructors cancel is reaped too.
+  template <class T>
+  static void destroy_root(task<T>& t) noexcept {
+    {
+      detail::reap_guard destroying;
+      t = task<T>();
+    }
+    detail::reap();
+  }
   void heap_up(std::size_t i) noexcept;
   void heap_down(std::size_t i) noexcept;
   void heap_swap(std::size_t a, std::size_t b) noexcept;
@@ -176,7 +186,7 @@ outcome<T> event_loop::run(task<T> t) {
   try {
     run_until_done(r.done, p);
   } catch (...) {
-    t = task<T>();  // what is left is destroyed while this loop is current
+    destroy_root(t);  // what is left is destroyed while this loop is current
     throw;
   }
   outcome<T> o;
@@ -188,7 +198,7 @@ outcome<T> event_loop::run(task<T> t) {
     else
       o = outcome<T>::from_value(std::move(*p.value));
   }
-  t = task<T>();  // DESIGN §1.9: the root's frame goes before run returns
+  destroy_root(t);  // DESIGN §1.9: the root's frame goes before run returns
   return o;
 }
 

@@ -4,6 +4,7 @@
 #include <coroutine>
 #include <exception>
 #include <grove/errors.hpp>
+#include <grove/detail/reaper.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
 #include <optional>
@@ -46,18 +47,23 @@ class finally_awaiter {
     return body_.handle();
   }
 
+  // body: cancel it; if that is synchronous, its frame goes to the reaper
+  // and the cleanup starts from the loop (after the reaper ran, so the
+  // body's destructors come first). Either way the cleanup's end resumes
+  // the awaiting frame, so the answer is false. pending_cleanup: the start
+  // is posted: false. cleanup: shielded; only a forced shutdown reaches it.
   bool await_cancel(std::coroutine_handle<>) noexcept {
     if (phase_ == phase::body) {
       if (body_.handle().promise().cancel()) {
-        // The body is gone; the cleanup must still run, from the loop.
+        body_state_ = task_state::cancelled;
         phase_ = phase::pending_cleanup;
+        destroy_later(body_.release());
         start_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::start_from_loop>(this);
         start_.target = start_proxy_.handle();
         event_loop::current()->post(start_);
       }
       return false;
     }
-    // The cleanup is shielded; only forced shutdown reaches it.
     if (phase_ == phase::cleanup && loop_forced() && cleanup_.handle().promise().cancel()) {
       phase_ = phase::done;
       return true;
@@ -74,7 +80,9 @@ class finally_awaiter {
 
   void await_describe(std::string& out, int depth) const {
     indent(out, depth);
-    out += phase_ == phase::cleanup ? "finally (running cleanup, shielded)\n" : "finally (body)\n";
+    out += phase_ == phase::body              ? "finally (body)\n"
+           : phase_ == phase::pending_cleanup ? "finally (cleanup about to start)\n"
+                                              : "finally (running cleanup, shielded)\n";
     if (phase_ == phase::body) describe_frame(body_.handle().promise(), out, depth + 1);
     if (phase_ == phase::cleanup) describe_frame(cleanup_.handle().promise(), out, depth + 1);
   }
@@ -98,10 +106,12 @@ class finally_awaiter {
     }
   };
 
-  void start_from_loop() noexcept { on_body_done().resume(); }
+  void start_from_loop() noexcept { start_cleanup().resume(); }
 
-  // Returns what to run next: the cleanup's frame, or (if creating it threw)
-  // the awaiting frame.
+  // The body's frame ended (value, error, or unwound after a cancellation).
+  // Its result is kept and the frame destroyed here, so its destructors run
+  // before the cleanup starts; a cancel() from one of them is delivered,
+  // and what it cancels is reaped later (reap_guard), never under us.
   std::coroutine_handle<> on_body_done() noexcept {
     auto& p = body_.handle().promise();
     body_state_ = p.state;
@@ -114,14 +124,25 @@ class finally_awaiter {
       }
     }
     body_error_ = p.error;
-    body_ = task<T>();  // the body's own destructors run before the cleanup
-    phase_ = phase::cleanup;
+    phase_ = phase::pending_cleanup;
+    {
+      reap_guard ending;
+      body_ = task<T>();
+    }
+    return start_cleanup();
+  }
+
+  // Returns what to run next: the cleanup's frame, or (if creating it threw)
+  // the awaiting frame.
+  std::coroutine_handle<> start_cleanup() noexcept {
     try {
+      reap_guard user_code;  // make_cleanup_ may cancel; it cannot reap us
       cleanup_ = make_cleanup_();
     } catch (...) {
       cleanup_error_ = std::current_exception();
       return finish(task_state::error);
     }
+    phase_ = phase::cleanup;
     shield_node_.parent = parent_node_;
     shield_node_.shield = true;
     auto& c = cleanup_.handle().promise();

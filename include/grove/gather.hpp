@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <grove/event_loop.hpp>
 #include <grove/outcome.hpp>
+#include <grove/detail/reaper.hpp>
 #include <grove/task.hpp>
 #include <memory>
 #include <string>
@@ -44,8 +45,11 @@ class gather_core {
   }
 
   // Cancels every unfinished child; true only when all went synchronously
-  // and none ended in an error (an error is never dropped).
+  // and none ended in an error (an error is never dropped). Once the
+  // resumption is posted (every child had finished) the gather answers
+  // false and delivers its outcomes: it was scheduled (DESIGN §1.2).
   bool await_cancel(std::coroutine_handle<>) noexcept {
+    if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
     cancelled_ = true;
     for (slot& s : slots_) {
       if (s.state != task_state::running) continue;
@@ -56,10 +60,15 @@ class gather_core {
       mark_finished(s, task_state::cancelled);
       release(index_of(s));
     }
+    // A destructor's cancel() may have re-entered and decided already.
+    if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
     if (remaining_ != 0) return false;
-    if (!any_error()) return true;
-    post_resume();
-    return false;
+    if (any_error()) {
+      post_resume();
+      return false;
+    }
+    resumption_ = resumption::withdrawn;
+    return true;
   }
 
   // After an outer cancel the gather unwinds unless some child failed.
@@ -78,7 +87,7 @@ class gather_core {
   explicit gather_core(std::size_t n) : slots_(n), remaining_(n) {}
   ~gather_core() = default;
 
-  // Destroys task i's frame; its outcome then reads as cancelled.
+  // Hands task i's frame to the reaper; its outcome then reads as cancelled.
   virtual void release(std::size_t i) noexcept = 0;
 
   void bind(std::size_t i, promise_base& p, std::coroutine_handle<> frame) noexcept {
@@ -91,8 +100,11 @@ class gather_core {
   }
 
  private:
+  // A child that unwound goes at once, so its RAII objects (a semaphore
+  // guard, say) are released now, not when its siblings are done.
   void slot_done(slot& s) noexcept {
     mark_finished(s, s.promise->state);
+    if (s.state == task_state::cancelled) release(index_of(s));
     if (remaining_ == 0) post_resume();
   }
   std::size_t index_of(const slot& s) const noexcept {
@@ -108,15 +120,21 @@ class gather_core {
     return false;
   }
   void post_resume() noexcept {
+    resumption_ = resumption::posted;
     resume_.target = outer_;
     event_loop::current()->post(resume_);
   }
+
+  // none: children outstanding. posted: resume_ is queued and will run.
+  // withdrawn: await_cancel answered true; nothing will resume the gather.
+  enum class resumption : unsigned char { none, posted, withdrawn };
 
   std::vector<slot> slots_;
   std::size_t remaining_;
   cancel_node node_;
   std::coroutine_handle<> outer_;
   ready_node resume_;
+  resumption resumption_ = resumption::none;
   bool cancelled_ = false;
 };
 
@@ -153,7 +171,9 @@ class gather_vector final : public gather_core {
   }
 
  private:
-  void release(std::size_t i) noexcept override { tasks_[i] = task<T>(); }
+  void release(std::size_t i) noexcept override {
+    if (tasks_[i]) destroy_later(tasks_[i].release());
+  }
 
   std::vector<task<T>> tasks_;
 };
@@ -174,7 +194,7 @@ class gather_tuple final : public gather_core {
   void release(std::size_t i) noexcept override { release_at(i, std::index_sequence_for<Ts...>{}); }
   template <std::size_t... I>
   void release_at(std::size_t i, std::index_sequence<I...>) noexcept {
-    ((I == i ? void(std::get<I>(tasks_) = {}) : void()), ...);
+    ((I == i && std::get<I>(tasks_) ? destroy_later(std::get<I>(tasks_).release()) : void()), ...);
   }
 
   template <std::size_t... I>

@@ -6,6 +6,7 @@
 #include <exception>
 #include <grove/detail/frame_pool.hpp>
 #include <grove/detail/protocol.hpp>
+#include <grove/detail/reaper.hpp>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -36,7 +37,14 @@ struct promise_base {
   // (nothing will resume it; it may be destroyed). false: it is running, ready
   // to run, or waiting on something that finishes first; the cancellation is
   // noticed by the level-triggered check at its next suspension point.
-  bool cancel() noexcept { return waiting_on != nullptr && waiting_on->cancel(); }
+  // While the cancellation is delivered down the chain, nothing is destroyed
+  // (see detail/reaper.hpp): a destructor that cancels again cannot pull a
+  // frame out from under the walk.
+  bool cancel() noexcept {
+    if (waiting_on == nullptr) return false;
+    reap_guard delivering;
+    return waiting_on->cancel();
+  }
 
   // Marks the frame cancelled; returns what to run next (its parent decides).
   std::coroutine_handle<> finish_cancelled() noexcept {

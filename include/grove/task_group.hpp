@@ -7,6 +7,7 @@
 #include <functional>
 #include <grove/errors.hpp>
 #include <grove/event_loop.hpp>
+#include <grove/detail/reaper.hpp>
 #include <grove/task.hpp>
 #include <optional>
 #include <string>
@@ -136,7 +137,7 @@ class task_group {
   task_group() noexcept = default;
   void child_done(detail::child_base& c) noexcept;
   void record_error(std::exception_ptr e) noexcept;
-  bool cancel_children() noexcept;  // true when none is left
+  void cancel_children() noexcept;
 
   detail::cancel_node node_;
   detail::intrusive_list<detail::child_base> children_;
@@ -188,20 +189,20 @@ class group_awaiter final : public group_runner, public frame_parent {
     return std::noop_coroutine();
   }
 
-  // The awaiting task is cancelled: cancel the body and every child.
+  // The awaiting task is cancelled: cancel the body and every child. Once
+  // the resumption is posted the answer is false: it will run.
   bool await_cancel(std::coroutine_handle<>) noexcept {
-    if (finished_) return false;  // the resumption is already on its way
-    bool children_gone = group_->cancel_children();
-    if (!body_finished_ && body_.handle().promise().cancel()) {
-      body_state_ = task_state::cancelled;
-      release_body();
-    }
-    if (!children_gone || !body_finished_) return false;
+    if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
+    group_->cancel_children();
+    cancel_body_now();
+    // A destructor's cancel() may have re-entered and decided already.
+    if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
+    if (group_->size_ != 0 || !body_finished_) return false;
     if (!group_->errors_.empty()) {  // errors win: resume to throw them
       finish();
       return false;
     }
-    finished_ = true;
+    resumption_ = resumption::withdrawn;
     group_->closed_ = true;
     return true;
   }
@@ -242,10 +243,7 @@ class group_awaiter final : public group_runner, public frame_parent {
   }
 
   void cancel_body() noexcept override {
-    if (!body_finished_ && body_.handle().promise().cancel()) {
-      body_state_ = task_state::cancelled;
-      release_body();
-    }
+    cancel_body_now();
     if (body_finished_ && group_->size_ == 0) finish();
   }
 
@@ -269,20 +267,33 @@ class group_awaiter final : public group_runner, public frame_parent {
     if (group_->size_ == 0) finish();
   }
 
+  void cancel_body_now() noexcept {
+    if (!body_finished_ && body_.handle().promise().cancel()) {
+      body_state_ = task_state::cancelled;
+      release_body();
+    }
+  }
+
+  // The body's frame goes to the reaper: we may be inside its end, or
+  // inside a cancellation that is still being delivered.
   void release_body() noexcept {
     body_finished_ = true;
-    body_ = task<T>();
+    if (body_) destroy_later(body_.release());
   }
 
   // Every part is done: resume the awaiting task from the loop (never from
   // inside a cancel() call or a child's frame).
   void finish() noexcept {
-    if (finished_) return;
-    finished_ = true;
+    if (resumption_ != resumption::none) return;
+    resumption_ = resumption::posted;
     group_->closed_ = true;
     resume_.target = outer_;
     event_loop::current()->post(resume_);
   }
+
+  // none: still running. posted: resume_ is queued and will run.
+  // withdrawn: await_cancel answered true; nothing will resume the group.
+  enum class resumption : unsigned char { none, posted, withdrawn };
 
   task_group* group_;
   task<T> body_;
@@ -292,7 +303,7 @@ class group_awaiter final : public group_runner, public frame_parent {
   std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value_;
   task_state body_state_ = task_state::running;
   bool body_finished_ = false;
-  bool finished_ = false;
+  resumption resumption_ = resumption::none;
 };
 
 }  // namespace detail
