@@ -11,14 +11,33 @@
 //       this). Default: true — nothing is started in a cancelled context.
 //
 //   bool await_cancel(std::coroutine_handle<> h) noexcept
-//       Called while suspended when cancellation reaches the frame (at most
-//       once per cancel request; must tolerate being called again, e.g. when
-//       a graceful cancel is followed by a forced one). true: the operation
-//       is cancelled synchronously and `h` will never be resumed; the frame
-//       may be destroyed at once. false: `h` will be resumed later, and
-//       await_must_resume() says how it ended.
+//       Called while suspended when cancellation reaches the frame. true:
+//       the operation is cancelled synchronously: `h` will never be resumed
+//       and no child frame it runs will end through its resumer; the frame
+//       may be destroyed. false: `h` will be resumed later (or a child's end
+//       will reach the resumer), and await_must_resume() says how it ended.
 //       An awaiter without await_cancel cannot be cancelled while suspended
 //       (the task notices the cancellation at its next suspension point).
+//
+//       The posted-resumption rule. Once the awaiter has scheduled the
+//       resumption of `h` (posted it to the ready queue, or handed it to
+//       another thread), the answer is false, unless the awaiter takes that
+//       resumption back completely first: unlinks it from the queue and
+//       passes on anything it held (a semaphore waiter passes its permit on).
+//       It must never answer true while a resumption of `h` is pending.
+//       An awaiter in that state is "scheduled" (DESIGN §1.2): it resumes,
+//       and the task meets the cancellation at its next suspension point.
+//
+//       Repeats and re-entry. await_cancel may be called again (a graceful
+//       cancel followed by a forced one; two scopes cancelled in one step)
+//       and may be re-entered while it runs: cancelling a child runs code
+//       (a to_thread stop callback) that may call cancel() on any scope or
+//       group, which may reach this awaiter again. So: decide from the
+//       awaiter's own state, re-check that state after each child it
+//       cancelled, and never destroy a frame here: hand it to the reaper
+//       (detail/reaper.hpp), which destroys it once the delivery is over.
+//       Once it answered true, the adapter never calls it again. The audit of
+//       every awaiter against these rules is the table in docs/architecture.md.
 //
 //   bool await_must_resume() noexcept
 //       Called when `h` is resumed. true: the operation produced a result and
