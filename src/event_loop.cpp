@@ -173,7 +173,7 @@ void event_loop::run_batch() {
   batch.splice_back(ready_);
   while (detail::ready_node* n = batch.pop_front()) {
     n->target.resume();
-    detail::reap();  // frames that ended or were cancelled while it ran
+    if (detail::reap_due) detail::reap();  // frames that ended or were cancelled while it ran
   }
 }
 
@@ -210,7 +210,7 @@ void event_loop::poll(bool may_block, time_point wake_at) {
     } else {
       auto* w = static_cast<detail::fd_watch*>(events[i].data.ptr);
       w->on_event(w, events[i].events);
-      detail::reap();
+      if (detail::reap_due) detail::reap();
     }
   }
 }

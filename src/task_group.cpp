@@ -48,7 +48,12 @@ void task_group::child_done(detail::child_base& c) noexcept {
   c.unlink();
   --size_;
   if (state == detail::task_state::cancelled) any_cancelled_ = true;
-  detail::delete_later(&c);  // we are inside its frame's end
+  {
+    // Its parameters' and the callable's destructors may cancel: what they
+    // cancel is reaped when this step is over, never under us.
+    detail::reap_guard ending;
+    delete &c;
+  }
   if (state == detail::task_state::error) record_error(std::move(error));
   if (size_ == 0 && runner_ != nullptr) runner_->on_children_done();
 }
