@@ -97,9 +97,10 @@ bool thread_job::cancel() noexcept {
   return false;
 }
 
-// On the loop thread, from the ready queue.
+// On the loop thread, from the ready queue. The worker is done with the job
+// and the loop: post_threadsafe wrote its eventfd before releasing the queue
+// lock the loop took to find this completion.
 void thread_job::on_complete() noexcept {
-  thread_pool::completion_fence();
   pending_ = false;
   loop_->release_external();
   awaiting_.resume();  // may destroy *this
@@ -137,17 +138,6 @@ bool thread_pool::withdraw(thread_job& job) noexcept {
   return true;
 }
 
-// A worker posts a completion while holding the pool mutex (worker_main), so
-// taking the mutex here waits until that worker has left
-// event_loop::post_threadsafe. event_loop::post_threadsafe itself now
-// writes its eventfd under its own lock, which already keeps the loop alive
-// until the worker is done with it; this fence is a second guard, kept
-// because it costs one uncontended lock per completion and the test
-// the_loop_outlives_the_workers_last_touch pins the guarantee it gives.
-void thread_pool::completion_fence() noexcept {
-  std::lock_guard lock(state().m);
-}
-
 thread_pool::stats thread_pool::snapshot() noexcept {
   pool_state& s = state();
   std::lock_guard lock(s.m);
@@ -177,10 +167,11 @@ void thread_pool::worker_main() noexcept {
     --s.queued;
     lock.unlock();
     job->invoke_(*job);
-    lock.lock();
-    // Under the pool mutex: see completion_fence(). After this the job may
-    // be gone; this thread never touches it again.
+    // Outside the pool mutex, so one process-wide lock never serialises the
+    // loops' submits behind a completion. After this the job (and its loop)
+    // may be gone; this thread never touches either again.
     job->loop_->post_threadsafe(job->done_);
+    lock.lock();
   }
 }
 

@@ -322,11 +322,11 @@ TEST(to_thread, many_concurrent_calls_from_many_loops) {
   EXPECT_EQ(s.queued, 0U);
 }
 
-// event_loop::post_threadsafe writes the loop's eventfd after releasing its
-// queue lock. If something else wakes the loop in between, the loop may run
-// the completion, finish and be destroyed before that write: it would then
-// land on a closed fd, or on whatever reused the number. to_thread's
-// completion waits until the worker has left post_threadsafe.
+// A worker's completion wakes the loop with a write to its eventfd. If
+// something else woke the loop before that write, the loop could run the
+// completion, finish and be destroyed first: the write would then land on a
+// closed fd, or on whatever reused the number. post_threadsafe writes under
+// the queue lock the loop needs to see the completion, so it cannot.
 TEST(to_thread, the_loop_outlives_the_workers_last_touch) {
   auto loop = std::make_unique<virtual_loop>();
   detail::ready_node other;  // another thread's post wakes the loop meanwhile

@@ -100,8 +100,6 @@ class thread_pool {
   static void submit(thread_job& job);
   // true: the job was still queued and is removed (no worker will touch it).
   static bool withdraw(thread_job& job) noexcept;
-  // Returns once the worker that posted `job`'s completion is done with it.
-  static void completion_fence() noexcept;
 
   struct stats {
     unsigned threads = 0;  // started so far (workers never exit)
