@@ -86,9 +86,7 @@ TEST(cancel_delivery, a_gather_child_that_unwinds_releases_its_guard_at_once) {
     cleanup_got_permit = true;
   };
   run_siblings(
-      [&]() -> task<void> {
-        co_await scope.run(gather(holder(), finally(slow(), cleanup)));
-      },
+      [&]() -> task<void> { co_await scope.run(gather(holder(), finally(slow(), cleanup))); },
       [&]() -> task<void> {
         co_await checkpoint();
         scope.cancel();

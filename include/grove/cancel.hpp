@@ -3,8 +3,8 @@
 
 #include <coroutine>
 #include <exception>
-#include <grove/errors.hpp>
 #include <grove/detail/reaper.hpp>
+#include <grove/errors.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
 #include <optional>

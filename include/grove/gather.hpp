@@ -3,9 +3,9 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <grove/detail/reaper.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/outcome.hpp>
-#include <grove/detail/reaper.hpp>
 #include <grove/task.hpp>
 #include <memory>
 #include <string>

@@ -5,9 +5,9 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <grove/detail/reaper.hpp>
 #include <grove/errors.hpp>
 #include <grove/event_loop.hpp>
-#include <grove/detail/reaper.hpp>
 #include <grove/task.hpp>
 #include <optional>
 #include <string>
