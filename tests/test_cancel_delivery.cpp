@@ -157,6 +157,36 @@ TEST(cancel_delivery, a_destructor_may_cancel_its_own_group_while_it_is_cancelle
   EXPECT_EQ(c.finished, 1);
 }
 
+// (stress seed 360 on the old core) finally's body unwinds later (it was
+// scheduled when the cancel came); a destructor in it cancels the group
+// around the finally while finally destroys the body. The cancel reaches
+// finally between body and cleanup; the cleanup still runs once.
+TEST(cancel_delivery, a_destructor_in_an_unwinding_finally_body_may_cancel_around_it) {
+  cleanup_count c;
+  cancel_scope scope;
+  struct cancel_group_on_exit {
+    task_group* g;
+    ~cancel_group_on_exit() { g->cancel(); }
+  };
+  auto body = [](task_group* g) -> task<void> {
+    cancel_group_on_exit guard{g};
+    co_await checkpoint();  // scheduled when the scope is cancelled
+    co_await sleep(1h);     // unwinds here
+  };
+  auto o = run_virtual(with_task_group([&](task_group& g) -> task<void> {
+    g.spawn(
+        [&]() -> task<void> { co_await scope.run(finally(body(&g), [&] { return c.run(); })); });
+    g.spawn([&]() -> task<void> {
+      scope.cancel();  // same step: the body has just parked in its checkpoint
+      co_return;
+    });
+    co_return;
+  }));
+  EXPECT_TRUE(o.has_value());
+  EXPECT_EQ(c.started, 1);
+  EXPECT_EQ(c.finished, 1);
+}
+
 // A group that finished and posted its resumption, then an outer cancel in
 // the same step: the group's body value is delivered, not dropped.
 TEST(cancel_delivery, a_group_that_posted_its_resumption_delivers_its_value) {
