@@ -1,6 +1,7 @@
 // Everything grove offers, in one include.
 #pragma once
 
+#include <grove/awaitable.hpp>
 #include <grove/cancel.hpp>
 #include <grove/errors.hpp>
 #include <grove/event_loop.hpp>

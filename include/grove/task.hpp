@@ -70,6 +70,8 @@ struct promise_base {
 // point, and the proxy that decides between resuming and unwinding.
 template <class Aw, class P>
 class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>> {
+  static_assert(check_awaiter_hooks<Aw>());
+
  public:
   template <class A>
   adapter(A&& a, P& self) : inner_(get_awaiter(std::forward<A>(a))), self_(&self) {
@@ -90,7 +92,7 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
     if (early_cancelled_) return self_->finish_cancelled();
-    if constexpr (cancellable_awaiter<Aw>) {
+    if constexpr (valid_cancel<std::remove_cvref_t<Aw>>) {
       self_->waiting_on = this;
       std::coroutine_handle<> next;
       try {
@@ -109,7 +111,7 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
   decltype(auto) await_resume() { return static_cast<Aw&&>(inner_).await_resume(); }
 
   bool cancel() noexcept override {
-    if constexpr (cancellable_awaiter<Aw>) {
+    if constexpr (valid_cancel<std::remove_cvref_t<Aw>>) {
       if (!inner_.await_cancel(this->proxy_handle())) return false;
       self_->state = task_state::cancelled;
       self_->waiting_on = nullptr;
