@@ -84,6 +84,12 @@ class cancel_scope {
   // from the body propagates unchanged. Suspends until the body is done.
   template <class T>
   [[nodiscard]] detail::scope_awaiter<T> run(task<T> body) noexcept;
+  // The same for any other awaitable (an rvalue: shield(t), to_thread(fn),
+  // sem.acquire(), ev.wait(), sleep(d), ...), awaited in a task of its own.
+  template <detail::non_task_awaitable A>
+  [[nodiscard]] auto run(A body) {
+    return run(detail::as_task(std::move(body)));
+  }
 
  private:
   template <class T>
@@ -258,18 +264,21 @@ detail::scope_awaiter<T> cancel_scope::run(task<T> body) noexcept {
 
 namespace detail {
 
-// shield(t): an awaitable owning its shielded scope, so that it starts even
-// when the awaiting task is already cancelled.
+// shield(t): an awaitable (movable until awaited) whose awaiter owns the
+// shielded scope, so that it starts even when the awaiting task is already
+// cancelled.
 template <class T>
 class shielded {
  public:
-  explicit shielded(task<T> t) noexcept : body_(std::move(t)) { scope_.set_shield(true); }
-  shielded(const shielded&) = delete;
-  shielded& operator=(const shielded&) = delete;
+  explicit shielded(task<T> t) noexcept : body_(std::move(t)) {}
 
   class awaiter {
    public:
-    explicit awaiter(scope_awaiter<T> inner) noexcept : inner_(std::move(inner)) {}
+    explicit awaiter(task<T> body) noexcept : inner_(scope_, std::move(body)) {
+      scope_.set_shield(true);
+    }
+    awaiter(const awaiter&) = delete;
+    awaiter& operator=(const awaiter&) = delete;
     void await_set_parent(promise_base& p) noexcept { inner_.await_set_parent(p); }
     void await_set_resumer(frame_parent& r) noexcept { inner_.await_set_resumer(r); }
     bool await_ready() const noexcept { return false; }
@@ -288,13 +297,14 @@ class shielded {
     void await_describe(std::string& out, int depth) const { inner_.await_describe(out, depth); }
 
    private:
+    cancel_scope scope_;  // outlives inner_, which refers to it
     scope_awaiter<T> inner_;
   };
 
-  awaiter operator co_await() && noexcept { return awaiter(scope_.run(std::move(body_))); }
+  // Guaranteed copy elision builds the awaiter in place: it never moves.
+  awaiter operator co_await() && noexcept { return awaiter(std::move(body_)); }
 
  private:
-  cancel_scope scope_;
   task<T> body_;
 };
 
@@ -308,6 +318,12 @@ class shielded {
 template <class T>
 [[nodiscard]] detail::shielded<T> shield(task<T> t) noexcept {
   return detail::shielded<T>(std::move(t));
+}
+
+// shield for any other awaitable (an rvalue), awaited in a task of its own.
+template <detail::non_task_awaitable A>
+[[nodiscard]] auto shield(A a) {
+  return shield(detail::as_task(std::move(a)));
 }
 
 // Runs `body` with a deadline at `t`. Gives std::optional<T> (bool for
@@ -340,6 +356,26 @@ task<T> fail_at(time_point t, task<T> body) {
 template <class T>
 task<T> fail_after(duration d, task<T> body) {
   return fail_at(now() + d, std::move(body));
+}
+
+// The timeouts for any other awaitable (an rvalue: shield(t), to_thread(fn),
+// sem.acquire(), ev.wait(), ...), awaited in a task of its own: the same
+// results and the same cancellation as the task forms.
+template <detail::non_task_awaitable A>
+auto move_on_at(time_point t, A body) {
+  return move_on_at(t, detail::as_task(std::move(body)));
+}
+template <detail::non_task_awaitable A>
+auto move_on_after(duration d, A body) {
+  return move_on_after(d, detail::as_task(std::move(body)));
+}
+template <detail::non_task_awaitable A>
+auto fail_at(time_point t, A body) {
+  return fail_at(t, detail::as_task(std::move(body)));
+}
+template <detail::non_task_awaitable A>
+auto fail_after(duration d, A body) {
+  return fail_after(d, detail::as_task(std::move(body)));
 }
 
 }  // namespace grove

@@ -205,4 +205,12 @@ task<T> finally(task<T> body, Cleanup cleanup) {
   co_return co_await detail::finally_awaiter<T, Cleanup>(std::move(body), std::move(cleanup));
 }
 
+// finally with any other awaitable as the body (an rvalue), awaited in a
+// task of its own.
+template <detail::non_task_awaitable A, class Cleanup>
+  requires std::is_invocable_r_v<task<void>, Cleanup&>
+auto finally(A body, Cleanup cleanup) {
+  return finally(detail::as_task(std::move(body)), std::move(cleanup));
+}
+
 }  // namespace grove

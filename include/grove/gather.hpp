@@ -224,4 +224,13 @@ task<std::tuple<outcome<Ts>...>> gather(task<Ts>... tasks) {
   co_return co_await detail::gather_tuple<Ts...>(std::move(tasks)...);
 }
 
+// The variadic form with awaitables that are not all tasks (rvalues:
+// to_thread(fn), ev.wait(), sleep(d), ...): each is awaited in a task of its
+// own; tasks stay as they are.
+template <class... As>
+  requires(awaitable<As> && ...) && (detail::non_task_awaitable<As> || ...)
+auto gather(As... as) {
+  return gather(detail::to_task(std::move(as))...);
+}
+
 }  // namespace grove

@@ -56,8 +56,11 @@ namespace detail {
 class sem_waiter : public ready_node {
  public:
   explicit sem_waiter(semaphore& s) noexcept : sem_(&s) {}
-  sem_waiter(const sem_waiter&) = delete;
-  sem_waiter& operator=(const sem_waiter&) = delete;
+  // Movable until awaited (so that a combinator can take it by value).
+  sem_waiter(sem_waiter&& o) noexcept : ready_node(), sem_(o.sem_) {
+    assert(o.state_ == state::idle && "grove::semaphore wait moved while awaited");
+  }
+  sem_waiter& operator=(sem_waiter&&) = delete;
   // A frame destroyed while it waits (without the cancellation protocol,
   // e.g. at teardown after a deadlock) still leaves the semaphore consistent.
   ~sem_waiter() { abandon(); }
@@ -101,8 +104,11 @@ class lock_awaiter;
 class event_waiter : public ready_node {
  public:
   explicit event_waiter(event& e) noexcept : ev_(&e) {}
-  event_waiter(const event_waiter&) = delete;
-  event_waiter& operator=(const event_waiter&) = delete;
+  // Movable until awaited (so that a combinator can take it by value).
+  event_waiter(event_waiter&& o) noexcept : ready_node(), ev_(o.ev_) {
+    assert(o.state_ == state::idle && "grove::event wait moved while awaited");
+  }
+  event_waiter& operator=(event_waiter&&) = delete;
   ~event_waiter() { abandon(); }
 
   inline bool await_ready() const noexcept;

@@ -278,4 +278,38 @@ task<T> detail::promise<T>::get_return_object() noexcept {
   return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
 }
 
+namespace detail {
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+// What the combinators accept besides a task<T>: any other awaitable
+// (shield(t), to_thread(fn), sem.acquire(), ev.wait(), sleep(d), ...),
+// passed as an rvalue; it is moved into a task of its own.
+template <class A>
+concept non_task_awaitable = awaitable<A> && !is_task<std::remove_cvref_t<A>>::value;
+
+// Awaits `a` inside a task of its own: one frame, and the awaitable keeps
+// its own cancellation behaviour (the adapter speaks the protocol to it).
+template <non_task_awaitable A>
+task<await_result_t<A>> as_task(A a) {
+  static_assert(!std::is_reference_v<await_result_t<A>>,
+                "grove: a combinator cannot carry an awaitable whose result is a reference; "
+                "wrap it in a task<T> that returns a value");
+  co_return co_await std::move(a);
+}
+
+// A task stays as it is; any other awaitable goes through as_task.
+template <class A>
+auto to_task(A a) {
+  if constexpr (is_task<A>::value)
+    return a;
+  else
+    return as_task(std::move(a));
+}
+
+}  // namespace detail
+
 }  // namespace grove

@@ -22,11 +22,6 @@ class task_group;
 
 namespace detail {
 
-template <class T>
-struct is_task : std::false_type {};
-template <class T>
-struct is_task<task<T>> : std::true_type {};
-
 // One spawned child: its callable and arguments (kept alive until the child
 // finishes, so the child may refer to them), its frame, and its list hook.
 // The frame's parent is this record: when the child ends, the group hears.

@@ -78,8 +78,12 @@ class thread_awaiter final : private thread_job {
   explicit thread_awaiter(G&& fn) : fn_(std::forward<G>(fn)) {
     invoke_ = &run_on_worker;
   }
-  thread_awaiter(const thread_awaiter&) = delete;
-  thread_awaiter& operator=(const thread_awaiter&) = delete;
+  // Movable until awaited (so that a combinator can take it by value).
+  thread_awaiter(thread_awaiter&& o) noexcept(std::is_nothrow_move_constructible_v<F>)
+      : thread_job(), fn_(std::move(o.fn_)) {
+    invoke_ = &run_on_worker;
+  }
+  thread_awaiter& operator=(thread_awaiter&&) = delete;
 
   bool await_ready() const noexcept { return false; }
   // Nothing starts in a cancelled context: fn never runs (the default).

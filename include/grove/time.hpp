@@ -1,6 +1,7 @@
 // Waiting on the loop's clock.
 #pragma once
 
+#include <cassert>
 #include <coroutine>
 #include <grove/event_loop.hpp>
 #include <string>
@@ -25,6 +26,12 @@ class sleep_awaiter {
   {
     timer_.deadline = time_point(delay);
   }
+  // Movable until awaited (so that a combinator can take it by value).
+  sleep_awaiter(sleep_awaiter&& o) noexcept {
+    assert(!o.timer_.armed() && "grove::sleep moved while awaited");
+    timer_.deadline = o.timer_.deadline;
+  }
+  sleep_awaiter& operator=(sleep_awaiter&&) = delete;
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -53,6 +60,9 @@ class sleep_awaiter {
 
 class checkpoint_awaiter {
  public:
+  checkpoint_awaiter() noexcept = default;
+  checkpoint_awaiter(checkpoint_awaiter&&) noexcept {}  // movable until awaited
+  checkpoint_awaiter& operator=(checkpoint_awaiter&&) = delete;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) noexcept {
     node_.target = h;
