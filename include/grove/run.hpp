@@ -9,9 +9,9 @@
 #include <chrono>
 #include <exception>
 #include <functional>
-#include <grove/detail/signal_bridge.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -59,13 +59,16 @@ struct run_options {
 
 namespace detail {
 
-// The part of run() that does not depend on main's type (src/run.cpp).
+class signal_bridge;  // src/runner/signal_bridge.hpp: OS plumbing, not public
+
+// The part of run() that does not depend on main's type (src/runner/run.cpp).
 class run_session {
  public:
   // Throws what signal_bridge's constructor throws.
   explicit run_session(run_options options);
   run_session(const run_session&) = delete;
   run_session& operator=(const run_session&) = delete;
+  ~run_session();
 
   event_loop& loop() noexcept { return loop_; }
 
@@ -78,7 +81,7 @@ class run_session {
  private:
   run_options options_;
   event_loop loop_;
-  signal_bridge bridge_;
+  std::unique_ptr<signal_bridge> bridge_;
 };
 
 // Prints "grove: main failed: ..." for `error` to stderr, one line per

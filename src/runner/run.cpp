@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <grove/errors.hpp>
 #include <grove/run.hpp>
+
+#include "signal_bridge.hpp"
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -223,12 +225,14 @@ void signal_bridge::die_by(int signo) noexcept {
 // ---------------------------------------------------------------- session
 
 run_session::run_session(run_options options)
-    : options_(std::move(options)), loop_(clock_mode::real), bridge_(loop_, options_) {}
+    : options_(std::move(options)), loop_(clock_mode::real), bridge_(std::make_unique<signal_bridge>(loop_, options_)) {}
+
+run_session::~run_session() = default;
 
 int run_session::finish(int code, const std::exception_ptr& error, bool cancelled) {
-  bridge_.drain();
+  bridge_->drain();
   if (error) report_main_error(error);
-  if (bridge_.stage() > 0) signal_bridge::die_by(bridge_.first_signal());
+  if (bridge_->stage() > 0) signal_bridge::die_by(bridge_->first_signal());
   if (error) return 1;
   if (cancelled) {
     std::fputs(
