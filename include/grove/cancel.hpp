@@ -122,22 +122,20 @@ class scope_awaiter final : public scope_runner {
   void await_set_resumer(frame_parent& r) noexcept { resumer_ = &r; }
   bool await_ready() const noexcept { return false; }
   // A shielded scope starts even in a cancelled context; others do not.
-  bool await_early_cancel() const noexcept { return !(scope_->node_.shield && !loop_forced()); }
+  bool await_early_cancel() const noexcept { return !scope_->node_.shield_holds(); }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
     outer_ = h;
     scope_->active_ = this;
     scope_->arm(parent_node_);
-    auto& p = body_.handle().promise();
-    p.node = &scope_->node_;
-    p.parent = resumer_;  // the body's end goes through must_resume below
+    body_.handle().promise().attach(&scope_->node_, resumer_);  // its end: must_resume below
     return body_.handle();
   }
 
   // Cancellation from outside: a shield holds (the body finishes first).
   // An empty body_ means push_cancel already posted the resumption: false.
   bool await_cancel(std::coroutine_handle<>) noexcept {
-    if (scope_->node_.shield && !loop_forced()) return false;
+    if (scope_->node_.shield_holds()) return false;
     if (!body_ || !body_.handle().promise().cancel()) return false;
     scope_->disarm();
     return true;
@@ -150,8 +148,7 @@ class scope_awaiter final : public scope_runner {
     // Outermost wins: when the enclosing context is cancelled too, that
     // cancellation also reached the body, so it goes on out. Unless this
     // scope is shielded (and not forced): then only its own cancel did.
-    bool outer_reached =
-        effectively_cancelled(parent_node_) && !(scope_->node_.shield && !loop_forced());
+    bool outer_reached = effectively_cancelled(parent_node_) && !scope_->node_.shield_holds();
     if (scope_->cancel_called_ && !outer_reached) {
       scope_->caught_ = true;
       return true;

@@ -178,8 +178,7 @@ outcome<T> event_loop::run(task<T> t) {
   } guard{this};
   root_record r;
   root_node_ = {};
-  p.node = &root_node_;
-  p.parent = &r;
+  p.attach(&root_node_, &r);
   detail::ready_node start;
   start.target = h;
   post(start);
@@ -189,15 +188,7 @@ outcome<T> event_loop::run(task<T> t) {
     destroy_root(t);  // what is left is destroyed while this loop is current
     throw;
   }
-  outcome<T> o;
-  if (p.state == detail::task_state::error)
-    o = outcome<T>::from_error(p.error);
-  else if (p.state == detail::task_state::value) {
-    if constexpr (std::is_void_v<T>)
-      o = outcome<T>::from_value();
-    else
-      o = outcome<T>::from_value(std::move(*p.value));
-  }
+  outcome<T> o = p.take_outcome();
   destroy_root(t);  // DESIGN §1.9: the root's frame goes before run returns
   return o;
 }

@@ -16,18 +16,6 @@
 namespace grove {
 namespace detail {
 
-template <class T>
-struct body_result {
-  std::optional<T> value;
-  void take_from(promise<T>& p) { value.emplace(std::move(*p.value)); }
-  T get() { return std::move(*value); }
-};
-template <>
-struct body_result<void> {
-  void take_from(promise<void>&) noexcept {}
-  void get() noexcept {}
-};
-
 template <class T, class Cleanup>
 class finally_awaiter {
  public:
@@ -41,9 +29,7 @@ class finally_awaiter {
   bool await_ready() const noexcept { return false; }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
-    auto& p = body_.handle().promise();
-    p.node = parent_node_;
-    p.parent = &body_end_;
+    body_.handle().promise().attach(parent_node_, &body_end_);
     return body_.handle();
   }
 
@@ -55,8 +41,7 @@ class finally_awaiter {
   bool await_cancel(std::coroutine_handle<>) noexcept {
     if (phase_ == phase::body) {
       if (body_.handle().promise().cancel()) {
-        body_state_ = task_state::cancelled;
-        phase_ = phase::pending_cleanup;
+        phase_ = phase::pending_cleanup;  // body_outcome_ stays "cancelled"
         destroy_later(body_.release());
         start_proxy_ = make_proxy<finally_awaiter, &finally_awaiter::start_from_loop>(this);
         start_.target = start_proxy_.handle();
@@ -75,7 +60,7 @@ class finally_awaiter {
 
   T await_resume() {
     if (result_error_) std::rethrow_exception(result_error_);
-    return result_.get();
+    if constexpr (!std::is_void_v<T>) return std::move(body_outcome_).value();
   }
 
   void await_describe(std::string& out, int depth) const {
@@ -113,17 +98,7 @@ class finally_awaiter {
   // before the cleanup starts; a cancel() from one of them is delivered,
   // and what it cancels is reaped later (reap_guard), never under us.
   std::coroutine_handle<> on_body_done() noexcept {
-    auto& p = body_.handle().promise();
-    body_state_ = p.state;
-    if (body_state_ == task_state::value) {
-      try {
-        result_.take_from(p);
-      } catch (...) {
-        body_state_ = task_state::error;
-        p.error = std::current_exception();
-      }
-    }
-    body_error_ = p.error;
+    body_outcome_ = body_.handle().promise().take_outcome();
     phase_ = phase::pending_cleanup;
     {
       reap_guard ending;
@@ -145,9 +120,7 @@ class finally_awaiter {
     phase_ = phase::cleanup;
     shield_node_.parent = parent_node_;
     shield_node_.shield = true;
-    auto& c = cleanup_.handle().promise();
-    c.node = &shield_node_;
-    c.parent = &cleanup_end_;
+    cleanup_.handle().promise().attach(&shield_node_, &cleanup_end_);
     return cleanup_.handle();
   }
 
@@ -156,11 +129,12 @@ class finally_awaiter {
   // Returns the awaiting frame to run next (or its unwinding).
   std::coroutine_handle<> finish(task_state cleanup_state) noexcept {
     phase_ = phase::done;
-    if (body_error_ && cleanup_error_)
-      result_error_ = std::make_exception_ptr(exception_group({body_error_, cleanup_error_}));
+    std::exception_ptr body_error = body_outcome_.error();
+    if (body_error && cleanup_error_)
+      result_error_ = std::make_exception_ptr(exception_group({body_error, cleanup_error_}));
     else
-      result_error_ = body_error_ ? body_error_ : cleanup_error_;
-    bool cancelled = body_state_ == task_state::cancelled || cleanup_state == task_state::cancelled;
+      result_error_ = body_error ? body_error : cleanup_error_;
+    bool cancelled = body_outcome_.cancelled() || cleanup_state == task_state::cancelled;
     result_cancelled_ = cancelled && !result_error_;
     return resumer_->child_ended();
   }
@@ -175,11 +149,9 @@ class finally_awaiter {
   cleanup_end cleanup_end_{this};
   proxy_frame start_proxy_;
   ready_node start_;
-  body_result<T> result_;
-  std::exception_ptr body_error_;
+  outcome<T> body_outcome_;  // cancelled until the body ends otherwise
   std::exception_ptr cleanup_error_;
   std::exception_ptr result_error_;
-  task_state body_state_ = task_state::running;
   phase phase_ = phase::body;
   bool result_cancelled_ = false;
 };

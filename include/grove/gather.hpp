@@ -95,8 +95,7 @@ class gather_core {
     s.core = this;
     s.promise = &p;
     s.start.target = frame;
-    p.node = &node_;
-    p.parent = &s;
+    p.attach(&node_, &s);
   }
 
  private:
@@ -138,21 +137,10 @@ class gather_core {
   bool cancelled_ = false;
 };
 
+// A released task (its frame went after a synchronous cancel) reads as cancelled.
 template <class T>
-outcome<T> outcome_of(task<T>& t) {
-  if (!t) return outcome<T>{};  // released after a synchronous cancel
-  auto& p = t.handle().promise();
-  switch (p.state) {
-    case task_state::value:
-      if constexpr (std::is_void_v<T>)
-        return outcome<T>::from_value();
-      else
-        return outcome<T>::from_value(std::move(*p.value));
-    case task_state::error:
-      return outcome<T>::from_error(p.error);
-    default:
-      return outcome<T>{};
-  }
+outcome<T> outcome_of(task<T>& t) noexcept {
+  return t ? t.handle().promise().take_outcome() : outcome<T>{};
 }
 
 template <class T>

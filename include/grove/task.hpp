@@ -7,6 +7,7 @@
 #include <grove/detail/frame_pool.hpp>
 #include <grove/detail/protocol.hpp>
 #include <grove/detail/reaper.hpp>
+#include <grove/outcome.hpp>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -59,6 +60,14 @@ struct promise_base {
   }
 
   bool cancelled() const noexcept { return state == task_state::cancelled; }
+
+  // Makes this frame a child: it runs in `context` and tells `end` when it
+  // ends. Every runner (an await, a scope, a group, gather, finally) does
+  // this before the frame first runs.
+  void attach(cancel_node* context, frame_parent* end) noexcept {
+    node = context;
+    parent = end;
+  }
 
   void unhandled_exception() noexcept {
     error = std::current_exception();
@@ -172,9 +181,22 @@ struct promise_storage : promise_base {
     value.emplace(std::forward<U>(v));
     state = task_state::value;
   }
+  // For `co_await task`: the value, or the error rethrown.
   T take() {
     if (state == task_state::error) std::rethrow_exception(error);
     return std::move(*value);
+  }
+  // For runners that report: how the frame ended (a value whose move throws
+  // becomes that error).
+  outcome<T> take_outcome() noexcept {
+    if (state == task_state::value) {
+      try {
+        return outcome<T>::from_value(std::move(*value));
+      } catch (...) {
+        return outcome<T>::from_error(std::current_exception());
+      }
+    }
+    return state == task_state::error ? outcome<T>::from_error(error) : outcome<T>{};
   }
 };
 
@@ -183,6 +205,10 @@ struct promise_storage<void> : promise_base {
   void return_void() noexcept { state = task_state::value; }
   void take() {
     if (state == task_state::error) std::rethrow_exception(error);
+  }
+  outcome<void> take_outcome() noexcept {
+    if (state == task_state::value) return outcome<void>::from_value();
+    return state == task_state::error ? outcome<void>::from_error(error) : outcome<void>{};
   }
 };
 
@@ -213,9 +239,7 @@ class task_awaiter {
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
     assert(child_ && "co_await on an empty or moved-from grove::task");
-    auto& p = child_.promise();
-    p.parent = resumer_;
-    p.node = parent_node_;
+    child_.promise().attach(parent_node_, resumer_);
     return child_;
   }
   bool await_cancel(std::coroutine_handle<>) noexcept { return child_.promise().cancel(); }

@@ -146,8 +146,7 @@ class task_group {
 namespace detail {
 
 inline void child_base::bind(promise_base& p, std::coroutine_handle<> frame) noexcept {
-  p.node = &group_->node_;
-  p.parent = this;
+  p.attach(&group_->node_, this);
   start_.target = frame;
 }
 
@@ -172,9 +171,7 @@ class group_awaiter final : public group_runner, public frame_parent {
     outer_ = h;
     group_->node_.parent = parent_node_;
     group_->runner_ = this;
-    auto& p = body_.handle().promise();
-    p.node = &group_->node_;
-    p.parent = this;
+    body_.handle().promise().attach(&group_->node_, this);
     return body_.handle();
   }
 
@@ -204,18 +201,14 @@ class group_awaiter final : public group_runner, public frame_parent {
 
   bool await_must_resume() const noexcept {
     if (!group_->errors_.empty()) return true;
-    bool cancelled_inside = body_state_ == task_state::cancelled || group_->any_cancelled_;
+    bool cancelled_inside = (body_finished_ && body_outcome_.cancelled()) || group_->any_cancelled_;
     return !(cancelled_inside && effectively_cancelled(parent_node_));
   }
 
   T await_resume() {
     if (!group_->errors_.empty()) throw exception_group(std::move(group_->errors_));
-    if constexpr (std::is_void_v<T>) {
-      return;
-    } else {
-      if (!value_) throw cancelled_error();  // cancel() came before the body's value
-      return std::move(*value_);
-    }
+    // cancelled_error when cancel() came before the body's value.
+    if constexpr (!std::is_void_v<T>) return std::move(body_outcome_).value();
   }
 
   void await_describe(std::string& out, int depth) const {
@@ -244,29 +237,15 @@ class group_awaiter final : public group_runner, public frame_parent {
 
  private:
   void on_body_done() noexcept {
-    auto& p = body_.handle().promise();
-    body_state_ = p.state;
-    if (p.state == task_state::value) {
-      if constexpr (!std::is_void_v<T>) {
-        try {
-          value_.emplace(std::move(*p.value));
-        } catch (...) {
-          body_state_ = task_state::error;
-          p.error = std::current_exception();
-        }
-      }
-    }
-    std::exception_ptr error = body_state_ == task_state::error ? p.error : nullptr;
+    body_outcome_ = body_.handle().promise().take_outcome();
+    std::exception_ptr error = body_outcome_.error();
     release_body();
     if (error) group_->record_error(error);  // cancels the children
     if (group_->size_ == 0) finish();
   }
 
   void cancel_body_now() noexcept {
-    if (!body_finished_ && body_.handle().promise().cancel()) {
-      body_state_ = task_state::cancelled;
-      release_body();
-    }
+    if (!body_finished_ && body_.handle().promise().cancel()) release_body();  // outcome: cancelled
   }
 
   // The body's frame goes to the reaper: we may be inside its end, or
@@ -295,8 +274,7 @@ class group_awaiter final : public group_runner, public frame_parent {
   std::coroutine_handle<> outer_;
   cancel_node* parent_node_ = nullptr;
   ready_node resume_;
-  std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value_;
-  task_state body_state_ = task_state::running;
+  outcome<T> body_outcome_;  // cancelled until the body ends otherwise
   bool body_finished_ = false;
   resumption resumption_ = resumption::none;
 };

@@ -36,9 +36,7 @@ class settle {
   bool await_early_cancel() const noexcept { return false; }  // starts, to report
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
-    auto& p = task_.handle().promise();
-    p.node = parent_node_;
-    p.parent = resumer_;
+    task_.handle().promise().attach(parent_node_, resumer_);
     resume_.target = h;
     return task_.handle();
   }

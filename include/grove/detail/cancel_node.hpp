@@ -11,6 +11,9 @@ struct cancel_node {
   cancel_node* parent = nullptr;
   bool cancelled = false;
   bool shield = false;
+
+  // A shield holds, except in forced shutdown.
+  bool shield_holds() const noexcept { return shield && !loop_forced(); }
 };
 
 // Level-triggered: a frame is cancelled when any enclosing node up to the
@@ -18,7 +21,7 @@ struct cancel_node {
 inline bool effectively_cancelled(const cancel_node* n) noexcept {
   for (; n != nullptr; n = n->parent) {
     if (n->cancelled) return true;
-    if (n->shield && !loop_forced()) return false;
+    if (n->shield_holds()) return false;
   }
   return false;
 }
