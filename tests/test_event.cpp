@@ -1,7 +1,7 @@
 // grove::event: set/wait/clear, wake-up through the ready queue, cancellation.
 // Every test runs on the virtual clock.
 #include <deque>
-#include <grove/sync.hpp>
+#include <grove/event.hpp>
 #include <string>
 #include <vector>
 

@@ -2,7 +2,7 @@
 // Every test runs on the virtual clock.
 #include <algorithm>
 #include <deque>
-#include <grove/sync.hpp>
+#include <grove/semaphore.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>

@@ -10,6 +10,8 @@
 #include <grove/outcome.hpp>
 #include <grove/run.hpp>
 #include <grove/run_tasks.hpp>
+#include <grove/event.hpp>
+#include <grove/semaphore.hpp>
 #include <grove/sync.hpp>
 #include <grove/task.hpp>
 #include <grove/task_group.hpp>
