@@ -12,6 +12,7 @@
 #include <grove/run_tasks.hpp>
 #include <grove/event.hpp>
 #include <grove/semaphore.hpp>
+#include <grove/settle.hpp>
 #include <grove/sync.hpp>
 #include <grove/task.hpp>
 #include <grove/task_group.hpp>

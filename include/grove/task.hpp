@@ -30,8 +30,9 @@ struct promise_base {
   awaiting_base* waiting_on = nullptr;  // set while suspended cancellably
   std::exception_ptr error;
   task_state state = task_state::running;
-  // Start even when the awaiting frame is already cancelled (run_tasks: it
-  // must account for every job, so it runs and reports them not started).
+  // Start even when the awaiting frame is already cancelled (always_start in
+  // settle.hpp: run_tasks must report every job). It costs no space: it
+  // sits in what would be padding after `state`.
   bool starts_when_cancelled = false;
 
   // Cancellation reaches this frame. true: it is now cancelled synchronously

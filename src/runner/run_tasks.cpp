@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <grove/run_tasks.hpp>
+#include <grove/settle.hpp>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -14,44 +15,6 @@ struct detail_run_tasks_access {
 namespace {
 
 using access = detail_run_tasks_access;
-
-// Answers without suspending whether the awaiting task is cancelled.
-struct cancellation_probe {
-  detail::cancel_node* node = nullptr;
-  void await_set_parent(detail::promise_base& p) noexcept { node = p.node; }
-  bool await_early_cancel() const noexcept { return false; }
-  bool await_ready() const noexcept { return true; }
-  void await_suspend(std::coroutine_handle<>) const noexcept {}
-  bool await_resume() const noexcept { return detail::effectively_cancelled(node); }
-};
-
-// Runs a task and always resumes the awaiting frame with its outcome, even
-// when that frame is cancelled: run_tasks must hand back its report.
-template <class T>
-class settle {
- public:
-  explicit settle(task<T> t) noexcept : task_(std::move(t)) {}
-  void await_set_parent(detail::promise_base& p) noexcept { parent_node_ = p.node; }
-  void await_set_resumer(detail::frame_parent& r) noexcept { resumer_ = &r; }
-  bool await_early_cancel() const noexcept { return false; }  // starts, to report
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
-    task_.handle().promise().attach(parent_node_, resumer_);
-    resume_.target = h;
-    return task_.handle();
-  }
-  bool await_cancel(std::coroutine_handle<>) noexcept {
-    if (task_.handle().promise().cancel()) event_loop::current()->post(resume_);
-    return false;
-  }
-  outcome<T> await_resume() { return detail::outcome_of(task_); }
-
- private:
-  task<T> task_;
-  detail::cancel_node* parent_node_ = nullptr;
-  detail::frame_parent* resumer_ = nullptr;
-  detail::ready_node resume_;
-};
 
 struct run_state {
   std::vector<job> jobs;
@@ -84,7 +47,7 @@ void job_ended(run_state& st, std::size_t i) {
 task<void> worker(run_state& st) {
   auto& results = access::jobs(st.report);
   while (st.next < st.jobs.size()) {
-    if (co_await cancellation_probe{}) co_return;  // queued jobs never start
+    if (co_await cancellation_requested()) co_return;  // queued jobs never start
     std::size_t i = st.next++;
     job_result& r = results[i];
     event_loop& loop = *event_loop::current();
@@ -113,7 +76,7 @@ task<run_report> run_all(run_state st, std::size_t slots) {
     access::ended(st.report, st.report.started_at());
     co_return std::move(st.report);
   }
-  outcome<void> o = co_await settle<void>(with_task_group([&](task_group& g) -> task<void> {
+  outcome<void> o = co_await settle(with_task_group([&](task_group& g) -> task<void> {
     st.group = &g;
     for (std::size_t w = 0; w < slots; ++w) g.spawn(worker, std::ref(st));
     co_return;
@@ -160,9 +123,7 @@ task<run_report> run_tasks(std::vector<job> jobs, int max_concurrent, run_tasks_
   access::jobs(st.report).resize(jobs.size());
   st.jobs = std::move(jobs);
   st.options = std::move(options);
-  task<run_report> t = run_all(std::move(st), slots);
-  t.handle().promise().starts_when_cancelled = true;
-  return t;
+  return always_start(run_all(std::move(st), slots));
 }
 
 std::size_t run_report::count(job_state s) const noexcept {
