@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build              # build
+  cmake ninja-build pkg-config   # build; pkg-config for the install.consumer test
   clang-19 libclang-rt-19-dev    # primary compiler and its sanitizer runtimes
   clang-format-19
   g++-12                         # second compiler
