@@ -1,10 +1,17 @@
-// The run_tasks example (examples/run_tasks.cpp), the seed's harness in C++,
-// run as a real child process and stopped with real signals. Each test
-// reads the child's output up to the line it needs, then signals it; the
-// assertions are on what the child printed and on its wait status.
+// The example programs run as real child processes, stopped with real
+// signals. Each test reads the child's output up to the line it needs, then
+// signals it; the assertions are on what the child printed and on its wait
+// status.
+//
+// examples/run_tasks.cpp, the seed's harness in C++, is tested as a user runs
+// it (example_run_tasks). Every shutdown scenario, which needs durations,
+// failing cleanups and a debounce window the example does not offer, runs on
+// tests/helpers/run_tasks_child.cpp (run_tasks_child): grove::run_tasks under
+// grove::run, printing the example's lines.
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <vector>
@@ -16,9 +23,17 @@ namespace {
 using namespace grove::testing;
 
 const std::string example = std::string(GROVE_EXAMPLES_DIR) + "/run_tasks";
+const std::string helper = std::string(GROVE_TEST_HELPERS_DIR) + "/run_tasks_child";
 
-child_process start(std::vector<std::string> args) {
+// The example, with only the arguments a user would give it.
+child_process start_example(std::vector<std::string> args) {
   args.insert(args.begin(), example);
+  return child_process(std::move(args));
+}
+
+// The helper, with the test knobs (see run_tasks_child.cpp).
+child_process start(std::vector<std::string> args) {
+  args.insert(args.begin(), helper);
   return child_process(std::move(args));
 }
 
@@ -68,7 +83,7 @@ std::string summary(int jobs, int completed, int failed, int cancelled, int not_
   return s;
 }
 
-TEST(example_run_tasks, no_signal_all_complete_the_limit_holds_through_cleanup) {
+TEST(run_tasks_child, no_signal_all_complete_the_limit_holds_through_cleanup) {
   auto c = start({"8", "3", "--work-ms", "20", "--cleanup-ms", "20"});
   auto r = c.wait();
   EXPECT_TRUE(exited_with(r, 0));
@@ -103,20 +118,20 @@ void interrupt_after_start(int jobs, int limit, int running, int signo) {
   EXPECT_TRUE(has(r, summary(jobs, 0, 0, running, jobs - running))) << r.out;
 }
 
-TEST(example_run_tasks, sigint_with_fewer_jobs_than_slots) {
+TEST(run_tasks_child, sigint_with_fewer_jobs_than_slots) {
   interrupt_after_start(2, 5, 2, SIGINT);
 }
-TEST(example_run_tasks, sigint_with_every_slot_filled) {
+TEST(run_tasks_child, sigint_with_every_slot_filled) {
   interrupt_after_start(3, 3, 3, SIGINT);
 }
-TEST(example_run_tasks, sigint_with_jobs_queued_on_the_limit) {
+TEST(run_tasks_child, sigint_with_jobs_queued_on_the_limit) {
   interrupt_after_start(10, 3, 3, SIGINT);
 }
-TEST(example_run_tasks, sigterm_kills_by_sigterm_after_cleanup) {
+TEST(run_tasks_child, sigterm_kills_by_sigterm_after_cleanup) {
   interrupt_after_start(6, 2, 2, SIGTERM);
 }
 
-TEST(example_run_tasks, signal_before_any_job_starts) {
+TEST(run_tasks_child, signal_before_any_job_starts) {
   auto c = start({"4", "2", "--hold-ms", "300", "--work-ms", "60000"});
   ASSERT_TRUE(c.read_until_line("Holding"));
   c.signal(SIGINT);
@@ -126,7 +141,7 @@ TEST(example_run_tasks, signal_before_any_job_starts) {
   EXPECT_TRUE(has(r, summary(4, 0, 0, 0, 4))) << r.out;
 }
 
-TEST(example_run_tasks, signal_during_cleanup_lets_it_finish) {
+TEST(run_tasks_child, signal_during_cleanup_lets_it_finish) {
   auto c = start({"3", "1", "--work-ms", "0", "--cleanup-ms", "300"});
   ASSERT_TRUE(c.read_until_line(task(0, ": cleaning up")));
   c.signal(SIGINT);
@@ -138,7 +153,7 @@ TEST(example_run_tasks, signal_during_cleanup_lets_it_finish) {
   EXPECT_TRUE(has(r, summary(3, 1, 0, 0, 2))) << r.out;
 }
 
-TEST(example_run_tasks, second_signal_during_cleanup_forces_but_raii_still_runs) {
+TEST(run_tasks_child, second_signal_during_cleanup_forces_but_raii_still_runs) {
   auto c = start({"2", "2", "--work-ms", "60000", "--cleanup-ms", "60000", "--debounce-ms", "0"});
   ASSERT_TRUE(c.read_until_line(task(1, " started")));
   c.signal(SIGINT);
@@ -158,7 +173,7 @@ TEST(example_run_tasks, second_signal_during_cleanup_forces_but_raii_still_runs)
 
 // The kernel keeps at most one pending SIGINT, so a test that wants three
 // signals counted waits until each stage was announced (on stderr).
-TEST(example_run_tasks, three_signals_graceful_forced_then_gone) {
+TEST(run_tasks_child, three_signals_graceful_forced_then_gone) {
   auto c = start({"4", "2", "--work-ms", "60000", "--cleanup-ms", "60000", "--debounce-ms", "0"});
   ASSERT_TRUE(c.read_until_line(task(1, " started")));
   auto t0 = std::chrono::steady_clock::now();
@@ -173,7 +188,7 @@ TEST(example_run_tasks, three_signals_graceful_forced_then_gone) {
   EXPECT_EQ(parse(r.out).cleaned.size(), 0u);             // the 60 s cleanups were cut short
 }
 
-TEST(example_run_tasks, a_duplicate_signal_inside_the_debounce_window_counts_once) {
+TEST(run_tasks_child, a_duplicate_signal_inside_the_debounce_window_counts_once) {
   // A 2 s window: the second SIGINT, sent as soon as the first was handled,
   // is a duplicate, so the shutdown stays graceful and the cleanups complete.
   auto c = start({"4", "2", "--work-ms", "60000", "--cleanup-ms", "200", "--debounce-ms", "2000"});
@@ -190,7 +205,7 @@ TEST(example_run_tasks, a_duplicate_signal_inside_the_debounce_window_counts_onc
   EXPECT_TRUE(has(r, summary(4, 0, 0, 2, 2))) << r.out;
 }
 
-TEST(example_run_tasks, every_line_arrives_through_a_pipe) {
+TEST(run_tasks_child, every_line_arrives_through_a_pipe) {
   auto c = start({"300", "50", "--work-ms", "0", "--cleanup-ms", "0"});
   auto r = c.wait();
   EXPECT_TRUE(exited_with(r, 0));
@@ -199,7 +214,7 @@ TEST(example_run_tasks, every_line_arrives_through_a_pipe) {
   EXPECT_TRUE(has(r, summary(300, 300, 0, 0, 0)));
 }
 
-TEST(example_run_tasks, every_line_arrives_through_a_pipe_after_a_signal) {
+TEST(run_tasks_child, every_line_arrives_through_a_pipe_after_a_signal) {
   auto c = start({"200", "100", "--work-ms", "60000", "--cleanup-ms", "0"});
   ASSERT_TRUE(c.read_until_line(task(99, " started")));
   c.signal(SIGINT);
@@ -209,7 +224,7 @@ TEST(example_run_tasks, every_line_arrives_through_a_pipe_after_a_signal) {
   EXPECT_TRUE(has(r, summary(200, 0, 0, 100, 100)));
 }
 
-TEST(example_run_tasks, a_job_that_throws_while_others_are_cancelled_keeps_its_error) {
+TEST(run_tasks_child, a_job_that_throws_while_others_are_cancelled_keeps_its_error) {
   auto c = start({"4", "3", "--work-ms", "60000", "--cleanup-ms", "20", "--fail-cleanup", "1"});
   ASSERT_TRUE(c.read_until_line(task(2, " started")));
   c.signal(SIGINT);
@@ -220,7 +235,7 @@ TEST(example_run_tasks, a_job_that_throws_while_others_are_cancelled_keeps_its_e
 }
 
 TEST(example_run_tasks, empty_list) {
-  auto c = start({"0", "3"});
+  auto c = start_example({"0", "3"});
   auto r = c.wait();
   EXPECT_TRUE(exited_with(r, 0));
   EXPECT_TRUE(has(r, "0 jobs: 0 completed, 0 failed, 0 cancelled, 0 not started"));
@@ -228,7 +243,7 @@ TEST(example_run_tasks, empty_list) {
 
 TEST(example_run_tasks, zero_and_negative_limits_are_rejected_clearly) {
   for (const char* limit : {"0", "-2"}) {
-    auto c = start({"3", limit});
+    auto c = start_example({"3", limit});
     auto r = c.wait();
     EXPECT_TRUE(exited_with(r, 2)) << limit;
     EXPECT_NE(r.err.find("limit"), std::string::npos) << r.err;
@@ -236,7 +251,51 @@ TEST(example_run_tasks, zero_and_negative_limits_are_rejected_clearly) {
   }
 }
 
-TEST(example_run_tasks, all_jobs_failing_every_error_reported) {
+// What the README and scripts/quickstart.sh promise for `run_tasks 20 4`:
+// one Ctrl+C, and the running jobs print "Cleaned up.", queued jobs never
+// start, a report accounts for every job, and the process dies by SIGINT.
+// The example's jobs sleep 1 s, so the assertions hold whichever jobs had
+// started (or even finished) when the signal arrived.
+TEST(example_run_tasks, ctrl_c_as_the_readme_describes) {
+  auto c = start_example({"20", "4"});
+  ASSERT_TRUE(c.read_until_line(task(3, " started")));
+  c.signal(SIGINT);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGINT));
+  EXPECT_TRUE(child_process::has_line(r.err, "stopping: cleaning up; press Ctrl+C again to force"))
+      << r.err;
+  events e = parse(r.out);
+  int started = 0;
+  int finished = 0;
+  for (int id = 0; id < 20; ++id) {
+    EXPECT_LE(e.started[id], 1) << id;
+    if (e.started[id] == 0) continue;
+    ++started;
+    finished += e.finished[id];
+    EXPECT_EQ(e.cleaned[id], 1) << id;
+    EXPECT_EQ(e.released[id], 1) << id;
+  }
+  EXPECT_GE(started, 4);
+  EXPECT_LE(e.peak_running, 4);
+  EXPECT_TRUE(has(r, summary(20, finished, 0, started - finished, 20 - started))) << r.out;
+}
+
+// The example's own flags: --fail makes jobs throw, --json prints the report
+// as JSON, and a failed job makes the exit status 1.
+TEST(example_run_tasks, fail_and_json) {
+  auto c = start_example({"3", "3", "--fail", "1", "--json"});
+  auto r = c.wait();
+  ASSERT_TRUE(exited_with(r, 1));
+  std::string json = r.out.substr(r.out.rfind("\n{") + 1);
+  auto doc = nlohmann::json::parse(json);
+  EXPECT_EQ(doc["counts"]["completed"], 2) << json;
+  EXPECT_EQ(doc["counts"]["failed"], 1) << json;
+  EXPECT_EQ(doc["jobs"][1]["state"], "failed") << json;
+  EXPECT_EQ(doc["jobs"][1]["error"], "std::runtime_error: task 1 failed") << json;
+  EXPECT_EQ(doc["interrupted"], false) << json;
+}
+
+TEST(run_tasks_child, all_jobs_failing_every_error_reported) {
   auto c = start({"3", "2", "--work-ms", "10", "--cleanup-ms", "0", "--fail", "0", "1", "2"});
   auto r = c.wait();
   EXPECT_TRUE(exited_with(r, 1));
