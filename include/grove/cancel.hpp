@@ -1,4 +1,4 @@
-// Cancel scopes, shields, timeouts and async cleanup.
+// Cancel scopes, shields and timeouts (move_on_*, fail_*).
 #pragma once
 
 #include <coroutine>

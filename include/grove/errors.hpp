@@ -15,8 +15,10 @@ class timeout_error : public std::runtime_error {
   timeout_error() : std::runtime_error("grove: operation timed out") {}
 };
 
-// Thrown only at the synchronous edge (outcome<T>::value() on a cancelled
-// outcome). Inside tasks cancellation is never an exception.
+// Cancellation is never an exception inside tasks; this is thrown only where
+// a value is demanded that cancellation prevented: outcome<T>::value() on a
+// cancelled outcome, and with_task_group when the group's own cancel() ended
+// a body that returns a value before it produced one.
 class cancelled_error : public std::runtime_error {
  public:
   cancelled_error() : std::runtime_error("grove: the task was cancelled") {}

@@ -61,7 +61,9 @@ class run_report {
 struct run_tasks_options {
   // Cancel every running job and start no more on the first failure.
   bool fail_fast = false;
-  // Called on the loop thread as each job ends (completed, failed, cancelled).
+  // Called on the loop thread for every job that started: as it ends when it
+  // completed or failed; for a job that was cancelled, when the run ends
+  // (after every cleanup), in input order.
   std::function<void(std::size_t index, const job_result&)> on_job_done;
 };
 
