@@ -6,7 +6,7 @@ frame_pool::lists::~lists() {
   while (slabs != nullptr) {
     slab* s = slabs;
     slabs = s->next;
-    ::operator delete(s);
+    ::operator delete(s, std::align_val_t{slab_bytes});
   }
 }
 
@@ -14,10 +14,12 @@ frame_pool::lists::~lists() {
 // holds the slab link).
 void frame_pool::refill(std::size_t cls) {
   const std::size_t size = cls * granule;
-  auto* mem = static_cast<char*>(::operator new(slab_bytes));
+  // Aligned to its size: a block finds its slab (and its owner) by masking.
+  auto* mem = static_cast<char*>(::operator new(slab_bytes, std::align_val_t{slab_bytes}));
   lists& l = local();
   auto* s = reinterpret_cast<slab*>(mem);
   s->next = l.slabs;
+  s->owner = &l;
   l.slabs = s;
   std::size_t first = (sizeof(slab) + size - 1) / size * size;
   for (std::size_t off = slab_bytes - size; off >= first && off + size <= slab_bytes; off -= size) {
