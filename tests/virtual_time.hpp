@@ -4,7 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <grove/grove.hpp>
+#include <grove/awaitable.hpp>  // core only: core tests link grove::core alone
+#include <grove/cancel.hpp>
+#include <grove/errors.hpp>
+#include <grove/event.hpp>
+#include <grove/event_loop.hpp>
+#include <grove/finally.hpp>
+#include <grove/gather.hpp>
+#include <grove/outcome.hpp>
+#include <grove/semaphore.hpp>
+#include <grove/settle.hpp>
+#include <grove/task.hpp>
+#include <grove/task_group.hpp>
+#include <grove/thread.hpp>
+#include <grove/time.hpp>
 #include <string>
 #include <vector>
 

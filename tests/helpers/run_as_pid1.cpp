@@ -6,7 +6,7 @@
 // is what the container runtime sees.
 //
 // Exits 77 when the namespace cannot be created (no CAP_SYS_ADMIN): the
-// test skips. Used by tests/test_run_signals.cpp.
+// test skips. Used by tests/runner/test_run_signals.cpp.
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>

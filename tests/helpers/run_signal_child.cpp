@@ -1,4 +1,4 @@
-// A program built on grove::run, for tests/test_run_signals.cpp to start,
+// A program built on grove::run, for tests/runner/test_run_signals.cpp to start,
 // signal and watch. It prints "ready" (flushed) when main has started, then
 // runs `finally(body, cleanup)`.
 //

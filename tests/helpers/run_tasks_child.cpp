@@ -1,4 +1,4 @@
-// grove::run_tasks under grove::run, for tests/test_examples_signals.cpp to
+// grove::run_tasks under grove::run, for tests/runner/test_examples_signals.cpp to
 // drive through every shutdown scenario with real signals. It prints the
 // lines examples/run_tasks.cpp prints, so the same parser reads both, and
 // adds the knobs a test needs (the example keeps only what a user needs):

@@ -1,4 +1,5 @@
 // run_tasks: the seed's runner, on the virtual clock (signals: test_run_tasks_signals).
+#include <grove/grove.hpp>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
