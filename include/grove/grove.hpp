@@ -4,13 +4,13 @@
 #include <grove/awaitable.hpp>
 #include <grove/cancel.hpp>
 #include <grove/errors.hpp>
+#include <grove/event.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/finally.hpp>
 #include <grove/gather.hpp>
 #include <grove/outcome.hpp>
 #include <grove/run.hpp>
 #include <grove/run_tasks.hpp>
-#include <grove/event.hpp>
 #include <grove/semaphore.hpp>
 #include <grove/settle.hpp>
 #include <grove/sync.hpp>

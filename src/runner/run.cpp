@@ -8,12 +8,12 @@
 #include <cstdio>
 #include <grove/errors.hpp>
 #include <grove/run.hpp>
-
-#include "signal_bridge.hpp"
 #include <iostream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+
+#include "signal_bridge.hpp"
 
 namespace grove {
 namespace {
@@ -225,7 +225,9 @@ void signal_bridge::die_by(int signo) noexcept {
 // ---------------------------------------------------------------- session
 
 run_session::run_session(run_options options)
-    : options_(std::move(options)), loop_(clock_mode::real), bridge_(std::make_unique<signal_bridge>(loop_, options_)) {}
+    : options_(std::move(options)),
+      loop_(clock_mode::real),
+      bridge_(std::make_unique<signal_bridge>(loop_, options_)) {}
 
 run_session::~run_session() = default;
 
