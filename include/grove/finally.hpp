@@ -38,7 +38,7 @@ class finally_awaiter {
   // body's destructors come first). Either way the cleanup's end resumes
   // the awaiting frame, so the answer is false. pending_cleanup: the start
   // is posted: false. cleanup: shielded; only a forced shutdown reaches it.
-  bool await_cancel(std::coroutine_handle<>) noexcept {
+  bool await_cancel(std::coroutine_handle<> h) noexcept {
     if (phase_ == phase::body) {
       if (body_.handle().promise().cancel()) {
         phase_ = phase::pending_cleanup;  // body_outcome_ stays "cancelled"
@@ -50,8 +50,12 @@ class finally_awaiter {
       return false;
     }
     if (phase_ == phase::cleanup && loop_forced() && cleanup_.handle().promise().cancel()) {
-      phase_ = phase::done;
-      return true;
+      destroy_later(cleanup_.release());
+      decide(task_state::cancelled);
+      if (!result_error_) return true;
+      // Errors win even over a forced shutdown: resume the frame to throw.
+      resume_.target = h;
+      event_loop::current()->post(resume_);
     }
     return false;
   }
@@ -128,6 +132,11 @@ class finally_awaiter {
   // error are both reported, as an exception_group {body, cleanup}.
   // Returns the awaiting frame to run next (or its unwinding).
   std::coroutine_handle<> finish(task_state cleanup_state) noexcept {
+    decide(cleanup_state);
+    return resumer_->child_ended();
+  }
+
+  void decide(task_state cleanup_state) noexcept {
     phase_ = phase::done;
     std::exception_ptr body_error = body_outcome_.error();
     if (body_error && cleanup_error_)
@@ -136,7 +145,6 @@ class finally_awaiter {
       result_error_ = body_error ? body_error : cleanup_error_;
     bool cancelled = body_outcome_.cancelled() || cleanup_state == task_state::cancelled;
     result_cancelled_ = cancelled && !result_error_;
-    return resumer_->child_ended();
   }
 
   task<T> body_;
@@ -149,6 +157,7 @@ class finally_awaiter {
   cleanup_end cleanup_end_{this};
   proxy_frame start_proxy_;
   ready_node start_;
+  ready_node resume_;        // forced shutdown with an error to deliver
   outcome<T> body_outcome_;  // cancelled until the body ends otherwise
   std::exception_ptr cleanup_error_;
   std::exception_ptr result_error_;

@@ -60,7 +60,7 @@ class gather_core {
       mark_finished(s, task_state::cancelled);
       release(index_of(s));
     }
-    // A destructor's cancel() may have re-entered and decided already.
+    // A stop callback's cancel() may have re-entered and decided already.
     if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
     if (remaining_ != 0) return false;
     if (any_error()) {

@@ -6,6 +6,7 @@
 
 #include <coroutine>
 #include <grove/detail/cancel_node.hpp>
+#include <grove/detail/reaper.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/outcome.hpp>
 #include <grove/task.hpp>
@@ -31,17 +32,23 @@ class settle_awaiter {
     resume_.target = h;
     return task_.handle();
   }
-  // The task's chain is cancelled; if that is synchronous, the resumption is
-  // posted here, so the answer is always false (the outcome is delivered).
+  // The task's chain is cancelled; if that is synchronous, its frame goes to
+  // the reaper (its destructors run before the cancel call returns) and the
+  // resumption is posted here, so the answer is always false: the outcome
+  // (cancelled) is delivered.
   bool await_cancel(std::coroutine_handle<>) noexcept {
-    if (task_.handle().promise().cancel()) event_loop::current()->post(resume_);
+    if (!task_ || !task_.handle().promise().cancel()) return false;
+    destroy_later(task_.release());
+    event_loop::current()->post(resume_);
     return false;
   }
-  outcome<T> await_resume() noexcept { return task_.handle().promise().take_outcome(); }
+  outcome<T> await_resume() noexcept {
+    return task_ ? task_.handle().promise().take_outcome() : outcome<T>{};
+  }
   void await_describe(std::string& out, int depth) const {
     indent(out, depth);
     out += "settle\n";
-    describe_frame(task_.handle().promise(), out, depth + 1);
+    if (task_) describe_frame(task_.handle().promise(), out, depth + 1);
   }
 
  private:

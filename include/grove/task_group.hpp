@@ -132,6 +132,8 @@ class task_group {
   task_group() noexcept = default;
   void child_done(detail::child_base& c) noexcept;
   void record_error(std::exception_ptr e) noexcept;
+  void note_error(std::exception_ptr e) noexcept;
+  void cancel_all() noexcept;
   void cancel_children() noexcept;
 
   detail::cancel_node node_;
@@ -187,7 +189,7 @@ class group_awaiter final : public group_runner, public frame_parent {
     if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
     group_->cancel_children();
     cancel_body_now();
-    // A destructor's cancel() may have re-entered and decided already.
+    // A stop callback's cancel() may have re-entered and decided already.
     if (resumption_ != resumption::none) return resumption_ == resumption::withdrawn;
     if (group_->size_ != 0 || !body_finished_) return false;
     if (!group_->errors_.empty()) {  // errors win: resume to throw them

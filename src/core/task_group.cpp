@@ -18,8 +18,16 @@ void task_group::cancel() noexcept {
 }
 
 void task_group::record_error(std::exception_ptr e) noexcept {
+  note_error(std::move(e));
+  cancel_all();
+}
+
+void task_group::note_error(std::exception_ptr e) noexcept {
   errors_.push_back(std::move(e));
   node_.cancelled = true;  // later spawns start nothing; the body unwinds
+}
+
+void task_group::cancel_all() noexcept {
   cancel_children();
   if (runner_ != nullptr) runner_->cancel_body();
 }
@@ -48,13 +56,16 @@ void task_group::child_done(detail::child_base& c) noexcept {
   c.unlink();
   --size_;
   if (state == detail::task_state::cancelled) any_cancelled_ = true;
+  // Recorded before the record goes: a destructor's cancel() that reaches
+  // the group sees the error, and the group resumes to throw it.
+  if (state == detail::task_state::error) note_error(std::move(error));
   {
     // Its parameters' and the callable's destructors may cancel: what they
     // cancel is reaped when this step is over, never under us.
     detail::reap_guard ending;
     delete &c;
   }
-  if (state == detail::task_state::error) record_error(std::move(error));
+  if (state == detail::task_state::error) cancel_all();
   if (size_ == 0 && runner_ != nullptr) runner_->on_children_done();
 }
 

@@ -6,6 +6,7 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "virtual_time.hpp"
 
@@ -185,6 +186,90 @@ TEST(cancel_delivery, a_destructor_in_an_unwinding_finally_body_may_cancel_aroun
   EXPECT_TRUE(o.has_value());
   EXPECT_EQ(c.started, 1);
   EXPECT_EQ(c.finished, 1);
+}
+
+// (review B2) A failed child's callable cancels the scope around its group
+// as the record goes: the group must still throw the child's error.
+TEST(cancel_delivery, a_childs_error_survives_its_callables_destructor_cancelling_around) {
+  struct cancel_on_exit {
+    cancel_scope* s;
+    explicit cancel_on_exit(cancel_scope* sc) : s(sc) {}
+    cancel_on_exit(cancel_on_exit&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
+    ~cancel_on_exit() {
+      if (s != nullptr) s->cancel();
+    }
+  };
+  cancel_scope scope;
+  bool reported = false;
+  auto o = run_virtual([&]() -> task<void> {
+    try {
+      co_await scope.run(with_task_group([&](task_group& g) -> task<void> {
+        g.spawn([guard = cancel_on_exit{&scope}]() -> task<void> {
+          co_await sleep(1ms);
+          throw custom_error("child failed");
+        });
+        co_await sleep(1h);
+      }));
+    } catch (const exception_group& e) {
+      reported = e.contains<custom_error>();
+    }
+  }());
+  ASSERT_TRUE(o.has_value());
+  EXPECT_TRUE(reported);
+}
+
+// (review R1) settle keeps cancel() synchronous: when it returns, the
+// settled task's frame is gone and its permit is back.
+TEST(cancel_delivery, settle_releases_a_cancelled_tasks_frame_before_cancel_returns) {
+  semaphore sem(1);
+  cancel_scope scope;
+  std::size_t free_after_cancel = 9;
+  auto o = run_virtual(concurrently(
+      [&]() -> task<void> {
+        co_await scope.run([&]() -> task<void> {
+          outcome<void> r = co_await settle([](semaphore& s) -> task<void> {
+            auto g = co_await s.lock();
+            co_await sleep(1h);
+          }(sem));
+          EXPECT_TRUE(r.cancelled());
+        }());
+      },
+      [&]() -> task<void> {
+        co_await sleep(10ms);
+        scope.cancel();
+        free_after_cancel = sem.available();
+      }));
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(free_after_cancel, 1u);
+}
+
+// (review N1) A forced shutdown that cuts a cleanup short does not drop the
+// body's error: errors win over cancellation, forced or not.
+TEST(cancel_delivery, a_forced_shutdown_during_cleanup_keeps_the_bodys_error) {
+  virtual_loop loop;
+  auto o = loop.run(concurrently(
+      []() -> task<void> {
+        co_await finally(
+            []() -> task<void> {
+              co_await sleep(1ms);
+              throw custom_error("body failed");
+            }(),
+            []() -> task<void> { co_await sleep(1h); });
+      },
+      [&]() -> task<void> {
+        co_await sleep(10ms);
+        loop.force_cancel();
+      }));
+  ASSERT_TRUE(o.has_error());
+  bool found = false;
+  try {
+    std::rethrow_exception(o.error());
+  } catch (const exception_group& g) {
+    found = g.contains<custom_error>();
+  } catch (const custom_error&) {
+    found = true;
+  }
+  EXPECT_TRUE(found);
 }
 
 // A group that finished and posted its resumption, then an outer cancel in
