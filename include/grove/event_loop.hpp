@@ -114,16 +114,18 @@ class event_loop {
   void leave() noexcept;
   void run_until_done(const bool& done, detail::promise_base& root);
   void fire_timers(time_point now);
-  void run_batch();
+  std::size_t run_batch();
   void poll(bool may_block, time_point wake_at);
+  bool poll_due() const noexcept;
   [[noreturn]] void report_deadlock(const detail::promise_base& root);
   // Destroys the root's frame; what its destructors cancel is reaped too.
+  // Not under a reap_guard: after a deadlock report the tree is still live,
+  // and a destructor's cancel() must destroy what it cancels before it
+  // returns, while the frames that own it still exist (as it always does).
   template <class T>
-  static void destroy_root(task<T>& t) noexcept {
-    {
-      detail::reap_guard destroying;
-      t = task<T>();
-    }
+  void destroy_root(task<T>& t) noexcept {
+    root_ = nullptr;  // cancel_root() from a destructor finds no root
+    t = task<T>();
     detail::reap();
   }
   void heap_up(std::size_t i) noexcept;
@@ -138,6 +140,8 @@ class event_loop {
   std::vector<detail::timer_node*> timers_;
   std::uint32_t timer_seq_ = 0;
   time_point iteration_time_{};
+  time_point last_poll_{};
+  std::size_t ran_since_poll_ = 0;
   std::size_t watches_ = 0;
   long external_ = 0;
   bool forced_ = false;

@@ -494,5 +494,45 @@ TEST(event_loop, the_real_clock_really_waits) {
   EXPECT_GE(spent, 20ms);
 }
 
+// (review B1) Tearing down a deadlocked tree: a destructor cancels a scope
+// whose body is still suspended elsewhere in the tree. The body goes while
+// the frame that owns the scope (and the local the body writes to) exists.
+TEST(event_loop, a_deadlocked_tree_is_torn_down_in_order_when_destructors_cancel) {
+  event never1;
+  event never2;
+  cancel_scope* scope_ptr = nullptr;
+  struct cancel_on_exit {
+    cancel_scope** s;
+    ~cancel_on_exit() {
+      if (*s != nullptr) (*s)->cancel();
+    }
+  };
+  struct writes_to {
+    std::string* log;
+    ~writes_to() { *log += ", worker gone"; }
+  };
+  std::string seen;
+  virtual_loop loop;
+  EXPECT_THROW(loop.run(with_task_group([&](task_group& g) -> task<void> {
+    g.spawn([&]() -> task<void> {  // deleted first by the teardown
+      cancel_on_exit c{&scope_ptr};
+      co_await never1.wait();
+    });
+    g.spawn([&]() -> task<void> {
+      std::string log = "parent local";
+      cancel_scope s;
+      scope_ptr = &s;
+      co_await s.run([](event& e, std::string& l) -> task<void> {
+        writes_to w{&l};
+        co_await e.wait();
+      }(never2, log));
+      seen = log;  // not reached: the scope is cancelled by teardown
+    });
+    co_return;
+  })),
+               deadlock_error);
+  EXPECT_EQ(seen, "");
+}
+
 }  // namespace
 }  // namespace grove::testing

@@ -71,6 +71,18 @@ class intrusive_list {
     head_.prev_ = last;
   }
 
+  // Moves every item of `other` to the front of this list, in order.
+  void splice_front(intrusive_list& other) noexcept {
+    if (other.empty()) return;
+    list_hook* first = other.head_.next_;
+    list_hook* last = other.head_.prev_;
+    other.head_.prev_ = other.head_.next_ = &other.head_;
+    last->next_ = head_.next_;
+    first->prev_ = &head_;
+    head_.next_->prev_ = last;
+    head_.next_ = first;
+  }
+
   void clear() noexcept {
     while (pop_front()) {
     }
