@@ -1,7 +1,6 @@
 // cancel_scope and shield: cancellation as frame destruction (DESIGN §1.1–1.3).
 #include <gtest/gtest.h>
 
-#include <grove/grove.hpp>
 #include <memory>
 #include <optional>
 #include <stdexcept>

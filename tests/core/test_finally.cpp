@@ -2,7 +2,6 @@
 // (DESIGN §1.4), and its result precedence.
 #include <gtest/gtest.h>
 
-#include <grove/grove.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>

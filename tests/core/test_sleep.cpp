@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <grove/grove.hpp>
 #include <string>
 #include <utility>
 #include <vector>

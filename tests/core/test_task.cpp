@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <grove/grove.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>

@@ -2,7 +2,6 @@
 // own deadline (DESIGN §1.3).
 #include <gtest/gtest.h>
 
-#include <grove/grove.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>

@@ -12,6 +12,10 @@
 // Flags:
 //   --body-ms N      the body sleeps N ms, then prints "body done" (default 60000)
 //   --busy           the body loops on checkpoint() forever (a ready-queue burst)
+//   --storm N        the body runs N tasks that loop on checkpoint(); once they
+//                    ran 4 N + 17 steps one sends SIGINT to the process, and the
+//                    on_signal line adds "after <D> steps": the tasks that ran
+//                    between the kill and the loop reading the signal
 //   --cleanup-ms N   the cleanup sleeps N ms (default 200)
 //   --stubborn       the cleanup's sleep cannot be cancelled, even when forced
 //   --lines N        the cleanup prints N numbered lines (unflushed)
@@ -43,6 +47,7 @@ namespace {
 struct config {
   long body_ms = 60000;
   bool busy = false;
+  long storm = 0;
   long cleanup_ms = 200;
   bool stubborn = false;
   int lines = 0;
@@ -94,9 +99,28 @@ struct stubborn_sleep {
   void await_resume() const noexcept {}
 };
 
+long storm_steps = 0;
+long steps_at_kill = -1;
+
+grove::task<void> storm_task() {
+  for (;;) {
+    if (++storm_steps == 4 * cfg.storm + 17) {  // mid-batch
+      steps_at_kill = storm_steps;
+      ::kill(::getpid(), SIGINT);
+    }
+    co_await grove::checkpoint();
+  }
+}
+
 grove::task<void> body() {
   if (cfg.busy) {
     for (;;) co_await grove::checkpoint();
+  }
+  if (cfg.storm > 0) {
+    co_await grove::with_task_group([](grove::task_group& g) -> grove::task<void> {
+      for (long i = 0; i < cfg.storm; ++i) g.spawn(storm_task);
+      co_return;
+    });
   }
   co_await grove::sleep(ms(cfg.body_ms));
   say("body done");
@@ -163,6 +187,8 @@ int main(int argc, char** argv) {
       cfg.body_ms = number(argv[++i]);
     else if (a == "--busy")
       cfg.busy = true;
+    else if (a == "--storm" && has_value)
+      cfg.storm = number(argv[++i]);
     else if (a == "--cleanup-ms" && has_value)
       cfg.cleanup_ms = number(argv[++i]);
     else if (a == "--stubborn")
@@ -199,8 +225,12 @@ int main(int argc, char** argv) {
   if (cfg.grace_ms >= 0) options.grace = ms(cfg.grace_ms);
   if (cfg.debounce_ms >= 0) options.debounce = ms(cfg.debounce_ms);
   options.on_signal = [](int signo, int stage) {
-    char line[64];
-    std::snprintf(line, sizeof line, "signal %d stage %d", signo, stage);
+    char line[96];
+    if (steps_at_kill >= 0)
+      std::snprintf(line, sizeof line, "signal %d stage %d after %ld steps", signo, stage,
+                    storm_steps - steps_at_kill);
+    else
+      std::snprintf(line, sizeof line, "signal %d stage %d", signo, stage);
     say_now(line);
   };
   if (cfg.void_main) return grove::run(main_void, std::move(options));

@@ -112,6 +112,20 @@ TEST(run_signals, a_signal_reaches_a_main_that_keeps_the_ready_queue_full) {
   EXPECT_TRUE(has(r, "cleaned up"));
 }
 
+// DESIGN §4: the loop polls the OS at least every 64 tasks however full the
+// ready queue is, so a SIGINT sent in the middle of a storm of 10,000 ready
+// tasks is read within one batch (counted in tasks run, not in time).
+TEST(run_signals, a_signal_sent_during_a_storm_of_ready_tasks_is_read_within_a_batch) {
+  auto c = start_child({"--storm", "10000"});
+  ASSERT_TRUE(c.read_until_line("ready"));
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGINT));
+  auto at = r.out.find("signal 2 stage 1 after ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  long steps = std::stol(r.out.substr(at + 23));
+  EXPECT_LE(steps, 64) << "tasks that ran after the kill before the loop read the signal";
+}
+
 TEST(run_signals, every_buffered_line_reaches_the_pipe_before_the_re_raise) {
   auto c = start_child({"--lines", "3000"});
   ASSERT_TRUE(c.read_until_line("ready"));
