@@ -16,10 +16,11 @@ mark_as_advanced(GROVE_INSTALL_CMAKEDIR)
 
 # The exported names match the in-tree ALIAS targets: grove::core, grove::runner, grove::grove.
 set_target_properties(grove_core PROPERTIES EXPORT_NAME core)
+set_target_properties(grove_io PROPERTIES EXPORT_NAME io)
 set_target_properties(grove_runner PROPERTIES EXPORT_NAME runner)
 set_target_properties(grove PROPERTIES EXPORT_NAME grove)
 
-install(TARGETS grove_core grove_runner grove
+install(TARGETS grove_core grove_io grove_runner grove
         EXPORT grove-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

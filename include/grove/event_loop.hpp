@@ -107,6 +107,10 @@ class event_loop {
   void watch_fd(detail::fd_watch& w);
   void unwatch_fd(detail::fd_watch& w) noexcept;
 
+  // For layers built on the loop (grove::io keeps its descriptor
+  // registrations per loop): called with every loop as it is destroyed.
+  static void set_destroy_hook(void (*hook)(event_loop*) noexcept) noexcept;
+
  private:
   struct root_record;
 

@@ -8,6 +8,7 @@
 #include <grove/event_loop.hpp>
 #include <grove/finally.hpp>
 #include <grove/gather.hpp>
+#include <grove/io.hpp>
 #include <grove/outcome.hpp>
 #include <grove/run.hpp>
 #include <grove/run_tasks.hpp>

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cerrno>
 #include <cstring>
@@ -51,7 +52,16 @@ event_loop::event_loop(clock_mode mode) : mode_(mode) {
   }
 }
 
+namespace {
+std::atomic<void (*)(event_loop*) noexcept> destroy_hook{nullptr};
+}  // namespace
+
+void event_loop::set_destroy_hook(void (*hook)(event_loop*) noexcept) noexcept {
+  destroy_hook.store(hook);
+}
+
 event_loop::~event_loop() {
+  if (auto hook = destroy_hook.load()) hook(this);
   ::close(wake_fd_);
   ::close(epoll_fd_);
 }
