@@ -168,4 +168,52 @@ class stream {
 // Throws std::system_error (EMFILE, ...).
 std::pair<stream, stream> make_pipe();
 
+// Connects to host:port over TCP and gives the connected stream
+// (TCP_NODELAY on). A numeric host ("127.0.0.1", "::1") needs no resolver;
+// a name is resolved on the thread pool, off the loop thread. Each resolved
+// address is tried in turn; the last error is thrown as std::system_error
+// (ECONNREFUSED, ...) naming the host and port. Cancellation, at any step:
+// the task unwinds at once, a pending resolution's result is dropped when
+// it comes, and a socket being connected is closed.
+task<stream> tcp_connect(std::string host, std::uint16_t port);
+
+// A listening TCP socket (SO_REUSEADDR, non-blocking, close-on-exec).
+class tcp_listener {
+ public:
+  // Binds host:port (port 0: the kernel picks one; see port()) and listens.
+  // The host is resolved synchronously: give a numeric address (or
+  // "localhost"). Throws std::system_error (EADDRINUSE, ...).
+  static tcp_listener bind(std::string host, std::uint16_t port, int backlog = 4096);
+
+  std::uint16_t port() const noexcept { return port_; }
+  int fd() const noexcept { return fd_.get(); }
+  // The next connection (TCP_NODELAY on). Suspends until one arrives;
+  // cancellable in O(1), and a cancelled accept took no connection.
+  task<stream> accept();
+
+ private:
+  tcp_listener(unique_fd fd, std::uint16_t port) noexcept : fd_(std::move(fd)), port_(port) {}
+  unique_fd fd_;
+  std::uint16_t port_ = 0;
+};
+
+// Connects to the Unix-domain stream socket at `path`.
+task<stream> unix_connect(std::string path);
+
+// A listening Unix-domain stream socket. bind() removes nothing: a stale
+// socket file at `path` makes it throw EADDRINUSE.
+class unix_listener {
+ public:
+  static unix_listener bind(std::string path, int backlog = 4096);
+  const std::string& path() const noexcept { return path_; }
+  int fd() const noexcept { return fd_.get(); }
+  task<stream> accept();
+
+ private:
+  unix_listener(unique_fd fd, std::string path) noexcept
+      : fd_(std::move(fd)), path_(std::move(path)) {}
+  unique_fd fd_;
+  std::string path_;
+};
+
 }  // namespace grove

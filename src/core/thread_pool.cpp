@@ -97,10 +97,25 @@ bool thread_job::cancel() noexcept {
   return false;
 }
 
+bool thread_job::abandon() noexcept {
+  if (!pending_) return false;
+  pending_ = false;
+  loop_->release_external();
+  if (thread_pool::withdraw(*this)) return true;
+  // Running: the worker sees `abandoned` and frees the job. Finished: its
+  // completion is posted; on_complete sees `abandoned` and frees it.
+  detach_.exchange(abandoned);
+  return false;
+}
+
 // On the loop thread, from the ready queue. The worker is done with the job
 // and the loop: post_threadsafe wrote its eventfd before releasing the queue
 // lock the loop took to find this completion.
 void thread_job::on_complete() noexcept {
+  if (detach_.load() == abandoned) {
+    free_(*this);  // nobody waits for it any more
+    return;
+  }
   pending_ = false;
   loop_->release_external();
   awaiting_.resume();  // may destroy *this
@@ -167,6 +182,14 @@ void thread_pool::worker_main() noexcept {
     --s.queued;
     lock.unlock();
     job->invoke_(*job);
+    // An abandoned heap job is freed here and never posted: its loop may be
+    // gone. (exchange: abandon() and this agree on who frees it.)
+    if (job->free_ != nullptr &&
+        job->detach_.exchange(thread_job::finished) == thread_job::abandoned) {
+      job->free_(*job);
+      lock.lock();
+      continue;
+    }
     // Outside the pool mutex, so one process-wide lock never serialises the
     // loops' submits behind a completion. After this the job (and its loop)
     // may be gone; this thread never touches either again.

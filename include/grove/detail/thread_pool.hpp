@@ -25,6 +25,7 @@
 // must exec (or at least not use to_thread).
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <grove/detail/intrusive.hpp>
@@ -75,7 +76,15 @@ class thread_job : public list_hook {
 
   std::stop_token token() const noexcept { return stop_.get_token(); }
 
+  // Loop thread, for a job that lives on the heap (free_ set), not in the
+  // awaiting frame: the frame stops waiting at once, and fn's result will be
+  // dropped. true: the job was still queued and is withdrawn; the caller
+  // frees it. false: the worker (or the completion, if it was already
+  // posted) frees it with free_ when it is done.
+  bool abandon() noexcept;
+
   void (*invoke_)(thread_job&) noexcept = nullptr;
+  void (*free_)(thread_job&) noexcept = nullptr;  // set only for heap jobs
   std::exception_ptr error_;
 
  private:
@@ -90,6 +99,9 @@ class thread_job : public list_hook {
   proxy_frame done_proxy_;                   // done_'s target: calls on_complete()
   bool pending_ = false;                     // submitted, completion not yet handled
   bool cancelled_ = false;
+  // Heap jobs: the worker and abandon() agree through this who frees it.
+  enum : unsigned char { attached, finished, abandoned };
+  std::atomic<unsigned char> detach_{attached};
 };
 
 // The process-wide pool. All members are thread-safe.
