@@ -8,7 +8,12 @@
 // failing cleanups and a debounce window the example does not offer, runs on
 // tests/helpers/run_tasks_child.cpp (run_tasks_child): grove::run_tasks under
 // grove::run, printing the example's lines.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -343,5 +348,82 @@ TEST(example_temp_file_cleanup, ctrl_c_removes_every_file) {
   }
   EXPECT_EQ(removed, 3);
 }
+
+// examples/echo_server: Ctrl+C with clients connected. One client is idle,
+// one is in the middle of a message: the idle one is closed at once, the
+// other gets its whole message echoed, then everything closes and the server
+// dies by SIGINT. Plain blocking sockets here (with a receive timeout as a
+// watchdog only), on loopback.
+namespace echo {
+
+const std::string server = std::string(GROVE_EXAMPLES_DIR) + "/echo_server";
+
+int connect_to(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval watchdog{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &watchdog, sizeof watchdog);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+void send_text(int fd, const std::string& s) {
+  EXPECT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
+}
+
+// Up to and including '\n'; what came before end of stream otherwise.
+std::string read_line(int fd) {
+  std::string line;
+  char c = 0;
+  while (::recv(fd, &c, 1, 0) == 1) {
+    line += c;
+    if (c == '\n') break;
+  }
+  return line;
+}
+
+int occurrences(const std::string& text, const std::string& line) {
+  int n = 0;
+  for (auto at = text.find(line + "\n"); at != std::string::npos;
+       at = text.find(line + "\n", at + 1))
+    ++n;
+  return n;
+}
+
+TEST(echo_server, ctrl_c_finishes_the_open_message_closes_the_rest_and_dies_by_sigint) {
+  child_process c({server});
+  std::smatch m;
+  static const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+)\n)");
+  std::string out;
+  ASSERT_TRUE(c.read_until([&](const std::string& o) {
+    out = o;
+    return std::regex_search(out, m, listening);
+  }));
+  int port = std::stoi(m[1]);
+  int idle = connect_to(port);
+  ASSERT_TRUE(c.read_until_line("conn 1: open"));
+  int busy = connect_to(port);
+  ASSERT_TRUE(c.read_until_line("conn 2: open"));
+  send_text(busy, "first\n");
+  EXPECT_EQ(read_line(busy), "first\n");
+  send_text(busy, "half a ");
+  ASSERT_TRUE(c.read_until(
+      [](const std::string& o) { return occurrences(o, "conn 2: message started") == 2; }));
+  c.signal(SIGINT);
+  ASSERT_TRUE(c.read_until_line("stopping: no new connections; open messages finish"));
+  EXPECT_EQ(read_line(idle), "");  // closed at once
+  send_text(busy, "message\n");
+  EXPECT_EQ(read_line(busy), "half a message\n");  // finished after Ctrl+C
+  EXPECT_EQ(read_line(busy), "");                  // then closed
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGINT));
+  ::close(idle);
+  ::close(busy);
+}
+
+}  // namespace echo
 
 }  // namespace
