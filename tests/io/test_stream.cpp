@@ -176,8 +176,16 @@ TEST(stream, no_descriptor_outlives_its_stream) {
 
 // On a real loop: a writer pushes 1 MiB in random chunks while the reader's
 // read_some is cancelled at random sub-millisecond moments. Every byte
-// arrives once, in order.
-TEST(stream, random_cancels_of_the_reader_lose_and_duplicate_nothing) {
+// arrives once, in order: through a pipe, and through loopback TCP.
+task<std::pair<stream, stream>> connected(bool tcp) {
+  if (!tcp) co_return make_pipe();
+  auto l = tcp_listener::bind("127.0.0.1", 0);
+  stream c = co_await tcp_connect("127.0.0.1", l.port());
+  stream s = co_await l.accept();
+  co_return std::pair<stream, stream>(std::move(s), std::move(c));  // {reader, writer}
+}
+
+void random_cancels(bool tcp) {
   constexpr std::size_t total = 1 << 20;
   std::vector<std::byte> sent(total);
   for (std::size_t i = 0; i < total; ++i) sent[i] = std::byte(i * 131 % 251);
@@ -185,7 +193,7 @@ TEST(stream, random_cancels_of_the_reader_lose_and_duplicate_nothing) {
   int cancels = 0;
   event_loop loop;
   auto o = loop.run([&]() -> task<void> {
-    auto [r, w] = make_pipe();
+    auto [r, w] = co_await connected(tcp);
     co_await with_task_group([&](task_group& g) -> task<void> {
       g.spawn([&]() -> task<void> {
         std::mt19937 rng(1);
@@ -196,7 +204,7 @@ TEST(stream, random_cancels_of_the_reader_lose_and_duplicate_nothing) {
           at += n;
           if (rng() % 4 == 0) co_await sleep(std::chrono::microseconds(rng() % 200));
         }
-        w.close();
+        w.shutdown_write();
       });
       g.spawn([&]() -> task<void> {
         std::mt19937 rng(2);
@@ -219,6 +227,14 @@ TEST(stream, random_cancels_of_the_reader_lose_and_duplicate_nothing) {
   EXPECT_GT(cancels, 0) << "no read was cancelled: the test proved nothing";
   ASSERT_EQ(got.size(), total);
   EXPECT_TRUE(got == sent);
+}
+
+TEST(stream, random_cancels_of_the_reader_lose_and_duplicate_nothing_on_a_pipe) {
+  random_cancels(false);
+}
+
+TEST(stream, random_cancels_of_the_reader_lose_and_duplicate_nothing_over_tcp) {
+  random_cancels(true);
 }
 
 }  // namespace
