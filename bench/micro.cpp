@@ -2,8 +2,10 @@
 // regressions are visible: resume, checkpoint, timers, cancellation,
 // semaphore with and without contention.
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <grove/grove.hpp>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -122,6 +124,74 @@ void BM_spawn_join_1000(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_spawn_join_1000);
+
+// A read on a descriptor that has data: grove's read_some (a task frame and
+// one read(2), no wait) beside the bare read(2), in the same run.
+constexpr std::size_t pipe_fill = 1 << 16;
+
+void refill(int fd) {
+  static const std::vector<char> data(pipe_fill, 'd');
+  while (::write(fd, data.data(), data.size()) > 0) {
+  }
+}
+
+void BM_read_some_ready(benchmark::State& state) {
+  in_loop(state, [](benchmark::State& s) -> grove::task<void> {
+    auto [r, w] = grove::make_pipe();
+    std::byte b[1];
+    std::size_t left = 0;
+    for (auto _ : s) {
+      if (left == 0) {
+        s.PauseTiming();
+        refill(w.fd());
+        left = pipe_fill;
+        s.ResumeTiming();
+      }
+      left -= co_await r.read_some(b);
+    }
+  });
+}
+BENCHMARK(BM_read_some_ready);
+
+void BM_raw_read_ready(benchmark::State& state) {
+  auto [r, w] = grove::make_pipe();
+  char b[1];
+  std::size_t left = 0;
+  for (auto _ : state) {
+    if (left == 0) {
+      state.PauseTiming();
+      refill(w.fd());
+      left = pipe_fill;
+      state.ResumeTiming();
+    }
+    left -= static_cast<std::size_t>(::read(r.fd(), b, 1));
+  }
+}
+BENCHMARK(BM_raw_read_ready);
+
+// One byte there and back through two pipes between two tasks (each side
+// waits for the other: a wake-up through epoll per hop).
+void BM_pipe_round_trip(benchmark::State& state) {
+  in_loop(state, [](benchmark::State& s) -> grove::task<void> {
+    auto [ping_r, ping_w] = grove::make_pipe();
+    auto [pong_r, pong_w] = grove::make_pipe();
+    bool done = false;
+    co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
+      g.spawn([&]() -> grove::task<void> {
+        std::byte b[1];
+        while (co_await ping_r.read_some(b) == 1 && !done) co_await pong_w.write_all(b);
+      });
+      std::byte b[1] = {std::byte{1}};
+      for (auto _ : s) {
+        co_await ping_w.write_all(b);
+        co_await pong_r.read_exact(b);
+      }
+      done = true;
+      ping_w.close();
+    });
+  });
+}
+BENCHMARK(BM_pipe_round_trip);
 
 }  // namespace
 
