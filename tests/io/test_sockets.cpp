@@ -1,7 +1,6 @@
 // TCP and Unix-domain sockets on loopback only: connect, listen, accept,
 // errors (ECONNREFUSED, ECONNRESET, EPIPE, EMFILE), and cancellation that
 // leaves no descriptor behind.
-#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -17,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/io_testing.hpp"
 #include "virtual_time.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -32,19 +32,6 @@
 
 namespace grove::testing {
 namespace {
-
-std::span<const std::byte> bytes(const std::string& s) {
-  return std::as_bytes(std::span(s.data(), s.size()));
-}
-
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 int errno_of(const std::exception_ptr& e) {
   try {

@@ -1,7 +1,6 @@
 // stream over pipes: reads and writes, waits that cancel in O(1), and the
 // partial-I/O contract (DESIGN §2): a cancelled read_some or write_some moved
 // nothing; a cancelled write_all or read_exact leaves the stream broken.
-#include <dirent.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -13,26 +12,14 @@
 #include <system_error>
 #include <vector>
 
+#include "io/io_testing.hpp"
 #include "virtual_time.hpp"
 
 namespace grove::testing {
 namespace {
 
-std::span<const std::byte> bytes(const std::string& s) {
-  return std::as_bytes(std::span(s.data(), s.size()));
-}
-
 std::string text(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
 }
 
 TEST(stream, what_is_written_is_read_in_order) {
