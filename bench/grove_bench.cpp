@@ -1,19 +1,26 @@
-// grove's side of the benchmark workloads W1-W4 (definitions: bench/README.md).
-// Same command line and JSON output as the anchors in bench/anchors/.
+// grove's side of the benchmark workloads W1-W4 and W7 (definitions:
+// bench/README.md). Same command line and JSON output as the anchors in
+// bench/anchors/.
 //
 //   grove_bench --workload w1 --n 1000000 --repeat 5
 //   grove_bench --workload w3 --n 100000 --c 10000     # dies by SIGINT, as grove::run does
+//   grove_bench --workload w7 --n 10000 --repeat 5     # raises RLIMIT_NOFILE (see w7)
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <grove/grove.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -163,6 +170,103 @@ result w4(long n) {
   return r;
 }
 
+// W7 needs 2 descriptors per task (a socket pair) and a few more. Raises the
+// soft RLIMIT_NOFILE to the hard limit; if the hard limit is still too low,
+// tries to raise it too (works only with CAP_SYS_RESOURCE). Returns "ok" or
+// why not; `info` records the limits before and after.
+std::string raise_nofile(rlim_t needed, nlohmann::json& info) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return "getrlimit failed";
+  info = {{"needed", needed}, {"soft_before", rl.rlim_cur}, {"hard_before", rl.rlim_max}};
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < needed) {
+    rlimit want{needed, std::max(needed, rl.rlim_max)};
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) info["raised_hard"] = true;
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  info["soft"] = rl.rlim_cur;
+  info["hard"] = rl.rlim_max;
+  if (rl.rlim_cur < needed)
+    return "RLIMIT_NOFILE: hard limit " + std::to_string(rl.rlim_max) + " < " +
+           std::to_string(needed) +
+           " descriptors needed (raising it needs CAP_SYS_RESOURCE: ulimit -Hn or prlimit as root)";
+  return "ok";
+}
+
+struct w7_counts {
+  long entered = 0;   // reached read_some
+  long returned = 0;  // read_some returned (must stay 0: no byte is ever sent)
+  long unwound = 0;   // frames destroyed
+};
+
+// Counts its coroutine's frame going, however it goes.
+struct unwind_counter {
+  long* n;
+  ~unwind_counter() { ++*n; }
+};
+
+// W7: N tasks in one group, each blocked in read_some on its own socket pair
+// (nothing is ever written). Measures from g.cancel() to the group having
+// returned, i.e. every task unwound. The sockets outlive the group: closing
+// them is not timed.
+result w7(long n) {
+  result r;
+  std::vector<grove::stream> readers;
+  std::vector<grove::unique_fd> writers;  // the other ends, kept open and silent
+  readers.reserve(static_cast<std::size_t>(n));
+  writers.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+      r.check = "socketpair #" + std::to_string(i) + ": " +
+                std::error_code(errno, std::generic_category()).message();
+      return r;
+    }
+    readers.emplace_back(grove::unique_fd(sv[0]));
+    writers.emplace_back(sv[1]);
+  }
+  w7_counts cnt;
+  steady::time_point t0, t1, t_cancelled;
+  {
+    grove::event_loop loop;  // goes before the sockets: their close is untimed
+    auto o = loop.run([&]() -> grove::task<void> {
+      co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
+        for (long i = 0; i < n; ++i)
+          g.spawn(
+              [](grove::stream* s, w7_counts* c) -> grove::task<void> {
+                unwind_counter guard{&c->unwound};
+                std::array<std::byte, 64> buf;
+                ++c->entered;
+                co_await s->read_some(buf);
+                ++c->returned;
+              },
+              &readers[static_cast<std::size_t>(i)], &cnt);
+        // Every child runs to its wait before the body runs again; the sleep
+        // lets the loop drain the registrations' first epoll events (the
+        // sockets are writable) so that none is pending when the clock starts.
+        for (int k = 0; k < 100 && cnt.entered < n; ++k) co_await grove::checkpoint();
+        co_await grove::sleep(20ms);
+        t0 = steady::now();
+        g.cancel();
+        t_cancelled = steady::now();
+      });
+      t1 = steady::now();
+    }());
+    o.value();
+  }
+  r.value = ms(t1 - t0);
+  r.extra["cancel_call_ms"] = ms(t_cancelled - t0);
+  if (cnt.entered != n || cnt.returned != 0 || cnt.unwound != n)
+    r.check = "entered " + std::to_string(cnt.entered) + " returned " +
+              std::to_string(cnt.returned) + " unwound " + std::to_string(cnt.unwound) + " (want " +
+              std::to_string(n) + ", 0, " + std::to_string(n) + ")";
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,7 +276,7 @@ int main(int argc, char** argv) {
   CLI::App app{"grove benchmark workloads (see bench/README.md)"};
   app.add_option("--workload", workload)
       ->required()
-      ->check(CLI::IsMember({"w1", "w2", "w3", "w4"}));
+      ->check(CLI::IsMember({"w1", "w2", "w3", "w4", "w7"}));
   app.add_option("--n", n)->required()->check(CLI::Range(1L, 100'000'000L));
   app.add_option("--c", c, "slots (w2: default 1000; w3: required)")
       ->check(CLI::Range(1L, 100'000'000L));
@@ -188,8 +292,20 @@ int main(int argc, char** argv) {
     std::fputs("grove_bench: w3 needs --c with 1 <= c <= n\n", stderr);
     return 2;
   }
-  const char* units[] = {"ns/task", "ns/job", "ms", "bytes/task"};
+  const char* units[] = {"ns/task", "ns/job", "ms", "bytes/task", "", "", "ms"};
   const char* unit = units[workload[1] - '1'];
+  nlohmann::json nofile;
+  if (workload == "w7") {
+    std::string why = raise_nofile(static_cast<rlim_t>(2 * n + 64), nofile);
+    if (why != "ok") {
+      std::fprintf(stderr, "grove_bench: w7: %s\n", why.c_str());
+      nlohmann::json j{{"impl", "grove"}, {"workload", workload}, {"n", n},
+                       {"c", nullptr},    {"value", nullptr},     {"unit", unit},
+                       {"check", why},    {"nofile", nofile}};
+      std::puts(j.dump().c_str());
+      return 1;
+    }
+  }
   auto print = [&](const std::vector<double>& runs, const result& best) {
     nlohmann::json j{{"impl", "grove"},
                      {"workload", workload},
@@ -200,6 +316,13 @@ int main(int argc, char** argv) {
                      {"check", best.check},
                      {"runs", runs}};
     j.update(best.extra);
+    if (workload == "w7") {
+      // Cold: the first run in this fresh process. Warm: the best later one.
+      j["cold"] = runs.front();
+      j["warm"] = runs.size() > 1 ? nlohmann::json(*std::min_element(runs.begin() + 1, runs.end()))
+                                  : nlohmann::json();
+      j["nofile"] = nofile;
+    }
     std::puts(j.dump().c_str());
     std::fflush(stdout);
   };
@@ -208,9 +331,13 @@ int main(int argc, char** argv) {
   std::vector<double> runs;
   result best;
   for (int i = 0; i < repeat; ++i) {
-    result r = workload == "w1" ? w1(n) : workload == "w2" ? w2(n, c) : w4(n);
+    result r = workload == "w1"   ? w1(n)
+               : workload == "w2" ? w2(n, c)
+               : workload == "w7" ? w7(n)
+                                  : w4(n);
     runs.push_back(r.value);
     if (i == 0 || r.value < best.value || r.check != "ok") best = r;
+    if (r.check != "ok") break;
   }
   print(runs, best);
   return best.check == "ok" ? 0 : 1;

@@ -12,6 +12,7 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   python3-trio python3-uvloop    # the benchmark anchors (bench/anchors)
   parallel                       # GNU parallel, a benchmark anchor
+  libboost-dev                   # Boost.Asio, the W6 echo anchor (bench/w6; optional in CMake)
 )
 
 missing=()

@@ -3,23 +3,24 @@ The workloads themselves stay in each library's own script."""
 import argparse
 import json
 import os
+import resource
 import signal
 import sys
 
 
-def parse_args(doc, add_options=None):
+def parse_args(doc, add_options=None, workloads=("w1", "w2", "w3")):
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--workload", required=True, choices=["w1", "w2", "w3"])
+    ap.add_argument("--workload", required=True, choices=list(workloads))
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--c", type=int, default=None,
-                    help="slots (w2 default 1000, required for w3, ignored by w1)")
+                    help="slots (w2 default 1000, required for w3, ignored by w1 and w7)")
     ap.add_argument("--repeat", type=int, default=1, help="runs; the best one is reported")
     ap.add_argument("--timeout-s", type=int, default=120,
                     help="w3: abort (exit 124) if the cancel phase takes longer; 0 = off")
     if add_options:
         add_options(ap)
     a = ap.parse_args()
-    if a.workload == "w1":
+    if a.workload in ("w1", "w7"):
         a.c = None
     elif a.workload == "w2" and a.c is None:
         a.c = 1000
@@ -30,6 +31,34 @@ def parse_args(doc, add_options=None):
     if a.workload == "w3" and a.c > a.n:
         ap.error("w3 needs c <= n (the storm fires when c jobs are running)")
     return a
+
+
+def raise_nofile(needed):
+    """w7 needs 2 descriptors per task. Raises the soft RLIMIT_NOFILE to the
+    hard limit, and the hard one too if that is still short and the process
+    may (CAP_SYS_RESOURCE). Returns (problem or None, the limits as a dict),
+    as grove_bench does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    info = {"needed": needed, "soft_before": soft, "hard_before": hard}
+    target = max(needed, soft) if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(needed, hard)))
+            info["raised_hard"] = True
+        except (ValueError, OSError):
+            pass
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    info["soft"], info["hard"] = soft, hard
+    if soft < needed:
+        return (f"RLIMIT_NOFILE: hard limit {hard} < {needed} descriptors needed "
+                "(raising it needs CAP_SYS_RESOURCE: ulimit -Hn or prlimit as root)"), info
+    return None, info
 
 
 def install_alarm(name):
@@ -56,16 +85,23 @@ def w3_outcome(t, started, cleaned, exited, n, c, problems=()):
             "from_kill_ms": (t["done"] - t["kill"]) * 1e3, "check": "ok"}
 
 
-def report(impl, name, a, results):
-    """Prints the one JSON line (the best run, or the first failed one)."""
+def report(impl, name, a, results, extra=None):
+    """Prints the one JSON line (the best run, or the first failed one).
+    w7 adds cold (the first run in this fresh process) and warm (the best
+    later run); `extra` is merged in."""
     failed = [r for r in results if r["check"] != "ok"]
     best = failed[0] if failed else min(results, key=lambda r: r["value"])
     out = {"impl": impl, "workload": a.workload, "n": a.n, "c": a.c,
            "value": best["value"], "unit": best["unit"]}
-    if "from_kill_ms" in best:
-        out["from_kill_ms"] = best["from_kill_ms"]
+    for k in ("from_kill_ms", "cancel_call_ms"):
+        if k in best:
+            out[k] = best[k]
     out["check"] = best["check"]
     out["runs"] = [r["value"] for r in results]
+    if a.workload == "w7" and not failed:
+        out["cold"] = results[0]["value"]
+        out["warm"] = min(r["value"] for r in results[1:]) if len(results) > 1 else None
+    out.update(extra or {})
     print(json.dumps(out), flush=True)
     if failed:
         sys.exit(f"{name}: check FAILED for {a.workload}: {best['check']}")

@@ -1,16 +1,18 @@
 #!/usr/bin/python3
-"""Trio anchor for the grove benchmarks (w1 spawn-join, w2 limited, w3 cancel storm).
+"""Trio anchor for the grove benchmarks (w1 spawn-join, w2 limited, w3 cancel storm, w7 cancel blocked reads).
 
 Uses only idiomatic Trio primitives: a nursery + trio.CapacityLimiter.
 See README.md in this folder for the workload definitions.
 """
 import os
 import signal
+import socket
 import time
 
 import common
 
 import trio
+import trio.testing
 
 HOUR = 3600.0
 
@@ -104,9 +106,59 @@ async def w3(n, c, timeout_s):
     return common.w3_outcome(t, started, cleaned, exited, n, c)
 
 
+async def w7(n, c):
+    # N socket pairs, each end wrapped as a trio.SocketStream (Trio makes the
+    # sockets non-blocking; CPython creates them close-on-exec). Nothing is
+    # ever written, so every reader blocks. The sockets outlive the nursery:
+    # closing them is not timed.
+    pairs = [trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(n)]
+    streams = [trio.SocketStream(r) for r, _ in pairs]
+    entered = returned = unwound = 0
+
+    async def reader(stream):
+        nonlocal entered, returned, unwound
+        try:
+            entered += 1
+            await stream.receive_some(64)
+            returned += 1  # never: no byte is ever sent
+        finally:
+            unwound += 1
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for s in streams:
+                nursery.start_soon(reader, s)
+            for _ in range(100):
+                if entered == n:
+                    break
+                await trio.sleep(0.02)
+            await trio.testing.wait_all_tasks_blocked()  # every reader waits in epoll
+            t0 = time.perf_counter()
+            nursery.cancel_scope.cancel()  # idiomatic: cancel the nursery's scope
+            t_cancelled = time.perf_counter()
+        # Only reached once every child has unwound.
+        t1 = time.perf_counter()
+    finally:
+        for r, w in pairs:
+            r.close()
+            w.close()
+
+    problems = []
+    if entered != n or returned != 0 or unwound != n:
+        problems.append(f"entered={entered} returned={returned} unwound={unwound} (want {n}, 0, {n})")
+    return {"value": (t1 - t0) * 1e3, "unit": "ms", "cancel_call_ms": (t_cancelled - t0) * 1e3,
+            "check": "; ".join(problems) or "ok"}
+
 
 def main():
-    a = common.parse_args(__doc__)
+    a = common.parse_args(__doc__, workloads=("w1", "w2", "w3", "w7"))
+
+    extra = None
+    if a.workload == "w7":
+        problem, nofile = common.raise_nofile(2 * a.n + 64)
+        extra = {"nofile": nofile}
+        if problem:
+            common.report("trio", "trio_anchor", a, [{"value": None, "unit": "ms", "check": problem}], extra)
 
     common.install_alarm("trio_anchor")
 
@@ -116,12 +168,12 @@ def main():
         if a.workload == "w3":
             r = trio.run(w3, a.n, a.c, a.timeout_s)
         else:
-            r = trio.run(w1 if a.workload == "w1" else w2, a.n, a.c)
+            r = trio.run({"w1": w1, "w2": w2, "w7": w7}[a.workload], a.n, a.c)
         results.append(r)
         if r["check"] != "ok":
             break
 
-    common.report("trio", "trio_anchor", a, results)
+    common.report("trio", "trio_anchor", a, results, extra)
 
 
 if __name__ == "__main__":
