@@ -69,8 +69,12 @@ struct fd_state;
 
 class io_waiter : public waiter_node {
  public:
-  io_waiter(int fd, bool write) noexcept : fd_(fd), write_(write) {}
-  io_waiter(io_waiter&& o) noexcept : waiter_node(), fd_(o.fd_), write_(o.write_) {}
+  // after_eagain: the caller's read or write just said EAGAIN, so the cached
+  // readiness is stale: suspend until the next edge (streams do this).
+  io_waiter(int fd, bool write, bool after_eagain = false) noexcept
+      : fd_(fd), write_(write), after_eagain_(after_eagain) {}
+  io_waiter(io_waiter&& o) noexcept
+      : waiter_node(), fd_(o.fd_), write_(o.write_), after_eagain_(o.after_eagain_) {}
   io_waiter& operator=(io_waiter&&) = delete;
   ~io_waiter() { abandon(); }
 
@@ -93,6 +97,7 @@ class io_waiter : public waiter_node {
 
   int fd_;
   bool write_;
+  bool after_eagain_;
   state state_ = state::idle;
   fd_state* fds_ = nullptr;
 };

@@ -137,9 +137,12 @@ void ignore_sigpipe_once() {
 bool io_waiter::await_ready() {
   fds_ = &registration(fd_);
   bool& ready = write_ ? fds_->writable : fds_->readable;
-  // The cache may be stale (whoever read or wrote since did not say EAGAIN),
+  // After EAGAIN the cache is stale: the next edge is what we wait for (no
+  // edge can slip in between: the loop does not poll within a task's step).
+  // Otherwise it may be stale too (whoever read or wrote since did not say),
   // so it is used once: at most one spurious wake per edge.
-  return std::exchange(ready, false);
+  bool was_ready = std::exchange(ready, false);
+  return was_ready && !after_eagain_;
 }
 
 void io_waiter::await_suspend(std::coroutine_handle<> h) noexcept {
@@ -208,7 +211,7 @@ task<std::size_t> stream::read_some(std::span<std::byte> buf) {
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_errno("read");
-    co_await wait_readable(fd_.get());  // cancelled here: nothing was read
+    co_await detail::io_waiter(fd_.get(), false, true);  // cancelled here: nothing was read
   }
 }
 
@@ -220,7 +223,7 @@ task<std::size_t> stream::write_some(std::span<const std::byte> buf) {
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_errno("write");
-    co_await wait_writable(fd_.get());  // cancelled here: nothing was written
+    co_await detail::io_waiter(fd_.get(), true, true);  // cancelled here: nothing was written
   }
 }
 
