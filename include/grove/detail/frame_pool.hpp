@@ -9,8 +9,8 @@
 // Thread contract: a block is freed on the thread that allocated it. Tasks
 // satisfy it by construction (a frame is created, run and destroyed on its
 // loop's thread); what breaks it is destroying a task object, or a group's
-// child record, on another thread. Debug builds check it on every free (a
-// slab is aligned to its size, so a block finds its slab's owner in O(1)).
+// child record, on another thread. Debug builds check it on every free (there
+// a slab is aligned to its size, so a block finds its slab's owner in O(1)).
 #pragma once
 
 #include <cassert>
@@ -84,6 +84,8 @@ class frame_pool {
     ~lists();
   };
   static void refill(std::size_t cls);
+  static void* allocate_slab();
+  static void release_slab(void* s) noexcept;
   static std::size_t index(std::size_t n) noexcept { return (n + granule - 1) / granule; }
   static slab* slab_of(void* block) noexcept {
     return reinterpret_cast<slab*>(reinterpret_cast<std::uintptr_t>(block) & ~(slab_bytes - 1));
