@@ -94,6 +94,9 @@ class event_loop {
   void post(detail::ready_node& n) noexcept { ready_.push_back(n); }
   // From any thread: wakes the loop and posts `n` on the loop thread.
   void post_threadsafe(detail::ready_node& n);
+  // Loop thread: unlinks `n`, which another thread has posted or is about to
+  // post with post_threadsafe (waits for that post).
+  void take_back_threadsafe(detail::ready_node& n) noexcept;
   // External work (a worker thread) that will post back: the virtual clock
   // waits for it instead of jumping ahead, and the loop is not deadlocked.
   void hold_external() noexcept { ++external_; }

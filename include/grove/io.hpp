@@ -50,8 +50,10 @@ class unique_fd {
 
   int get() const noexcept { return fd_; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
-  // Gives up ownership without closing (the registration, if any, stays).
-  int release() noexcept { return std::exchange(fd_, -1); }
+  // Gives up ownership without closing. The registration goes too (a task
+  // that waits on the descriptor resumes with EBADF): whoever owns it now
+  // may close it, and the number may be reused.
+  int release() noexcept;
   // Closes the descriptor it owns (see above) and owns `fd` instead.
   void reset(int fd = -1) noexcept;
 

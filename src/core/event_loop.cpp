@@ -11,6 +11,7 @@
 #include <grove/event_loop.hpp>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace grove {
 namespace {
@@ -94,6 +95,19 @@ void event_loop::post_threadsafe(detail::ready_node& n) {
   remote_.push_back(n);
   std::uint64_t one = 1;
   [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
+}
+
+void event_loop::take_back_threadsafe(detail::ready_node& n) noexcept {
+  for (;;) {
+    {
+      std::lock_guard lock(remote_mutex_);
+      if (n.linked()) {  // in remote_, or already in the ready queue
+        n.unlink();
+        return;
+      }
+    }
+    std::this_thread::yield();  // the poster is between deciding and posting
+  }
 }
 
 void event_loop::add_timer(detail::timer_node& t, time_point deadline) {

@@ -102,10 +102,13 @@ bool thread_job::abandon() noexcept {
   pending_ = false;
   loop_->release_external();
   if (thread_pool::withdraw(*this)) return true;
-  // Running: the worker sees `abandoned` and frees the job. Finished: its
-  // completion is posted; on_complete sees `abandoned` and frees it.
-  detach_.exchange(abandoned);
-  return false;
+  // Running: the worker sees `abandoned` and frees the job; it never touches
+  // the loop. Finished: its completion is being posted, or was: take it
+  // back (after the worker's post, which is moments away), so that neither
+  // the worker nor the loop touches the job again; the caller frees it.
+  if (detach_.exchange(abandoned) == attached) return false;
+  loop_->take_back_threadsafe(done_);
+  return true;
 }
 
 // On the loop thread, from the ready queue. The worker is done with the job

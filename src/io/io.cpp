@@ -170,10 +170,15 @@ void io_waiter::abandon() noexcept {
 void io_waiter::await_describe(std::string& out, int depth) const {
   indent(out, depth);
   out += write_ ? "wait_writable(fd " : "wait_readable(fd ";
-  out += std::to_string(fd_) + (state_ == state::waiting ? ")\n" : ", woken)\n");
+  out += std::to_string(fd_) + (state_ == state::waiting ? ")\n" : ", about to resume)\n");
 }
 
 }  // namespace detail
+
+int unique_fd::release() noexcept {
+  detail::forget(fd_);
+  return std::exchange(fd_, -1);
+}
 
 void unique_fd::reset(int fd) noexcept {
   if (fd_ >= 0) {
@@ -269,6 +274,9 @@ task<void> stream::read_exact(std::span<std::byte> buf) {
 void stream::shutdown_write() {
   check();
   if (!socket_) {
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags >= 0 && (flags & O_ACCMODE) == O_RDONLY)
+      throw std::logic_error("grove: shutdown_write on a stream that only reads");
     close();  // a pipe's write end: closing it is the end of stream
     return;
   }

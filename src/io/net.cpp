@@ -12,6 +12,7 @@
 #include <cstring>
 #include <grove/detail/thread_pool.hpp>
 #include <grove/io.hpp>
+#include <grove/time.hpp>
 #include <system_error>
 #include <vector>
 
@@ -150,9 +151,15 @@ void set_nodelay(int fd) {
 
 // Connects `fd` (non-blocking) to `a`; 0 or the errno.
 task<int> connect_one(const unique_fd& fd, const address& a) {
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a.storage), a.length) == 0)
-    co_return 0;
-  if (errno != EINPROGRESS) co_return errno;
+  for (;;) {
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a.storage), a.length) == 0)
+      co_return 0;
+    // A Unix socket whose listener's backlog is full says EAGAIN and makes
+    // no progress on its own: try again shortly (cancellable).
+    if (errno != EAGAIN || a.family != AF_UNIX) break;
+    co_await sleep(std::chrono::milliseconds(1));
+  }
+  if (errno != EINPROGRESS && errno != EINTR) co_return errno;
   co_await wait_writable(fd.get());  // cancelled: the caller's unique_fd closes it
   int err = 0;
   socklen_t len = sizeof err;
@@ -170,7 +177,7 @@ task<stream> accept_on(int listen_fd, bool tcp) {
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) throw_errno(errno, "accept");
-    co_await wait_readable(listen_fd);  // cancelled here: no connection taken
+    co_await detail::io_waiter(listen_fd, false, true);  // cancelled here: no connection taken
   }
 }
 
@@ -189,7 +196,12 @@ task<stream> tcp_connect(std::string host, std::uint16_t port) {
     addresses = co_await resolve_awaiter(host, port);
   int last = EHOSTUNREACH;
   for (const address& a : addresses) {
-    unique_fd fd = new_socket(a.family);
+    int fdn = ::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fdn < 0) {  // say, no IPv6 here: try the next address
+      last = errno;
+      continue;
+    }
+    unique_fd fd(fdn);
     last = co_await connect_one(fd, a);
     if (last == 0) {
       set_nodelay(fd.get());

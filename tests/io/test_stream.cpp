@@ -1,6 +1,7 @@
 // stream over pipes: reads and writes, waits that cancel in O(1), and the
 // partial-I/O contract (DESIGN §2): a cancelled read_some or write_some moved
 // nothing; a cancelled write_all or read_exact leaves the stream broken.
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -144,6 +145,34 @@ TEST(stream, writing_to_a_pipe_whose_reader_is_gone_throws_epipe) {
     }
   }());
   EXPECT_TRUE(o.has_value());
+}
+
+// (review B2) A released descriptor leaves grove's registry: when another
+// owner closes it and the number is reused, the new descriptor works.
+TEST(stream, a_released_descriptors_number_can_be_reused) {
+  auto o = run_virtual([]() -> task<std::string> {
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    {
+      unique_fd r(p[0]);
+      (void)co_await move_on_after(1ms, wait_readable(r.get()));  // registers it
+      ::close(r.release());  // handed to "another library", which closes it
+    }
+    ::close(p[1]);
+    auto [rd, wr] = make_pipe();  // likely the same number again
+    std::string got;
+    co_await with_task_group([&](task_group& g) -> task<void> {
+      g.spawn([&]() -> task<void> {
+        co_await sleep(10ms);
+        co_await wr.write_all(bytes("x"));
+      });
+      std::vector<std::byte> b(1);
+      auto n = co_await move_on_after(1s, rd.read_some(b));
+      got = n ? "read" : "timed out";
+    });
+    co_return got;
+  }());
+  EXPECT_EQ(o.value(), "read");
 }
 
 TEST(stream, no_descriptor_outlives_its_stream) {
