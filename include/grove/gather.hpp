@@ -137,12 +137,6 @@ class gather_core {
   bool cancelled_ = false;
 };
 
-// A released task (its frame went after a synchronous cancel) reads as cancelled.
-template <class T>
-outcome<T> outcome_of(task<T>& t) noexcept {
-  return t ? t.handle().promise().take_outcome() : outcome<T>{};
-}
-
 template <class T>
 class gather_vector final : public gather_core {
  public:

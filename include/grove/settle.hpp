@@ -42,9 +42,7 @@ class settle_awaiter {
     event_loop::current()->post(resume_);
     return false;
   }
-  outcome<T> await_resume() noexcept {
-    return task_ ? task_.handle().promise().take_outcome() : outcome<T>{};
-  }
+  outcome<T> await_resume() noexcept { return outcome_of(task_); }
   void await_describe(std::string& out, int depth) const {
     indent(out, depth);
     out += "settle\n";

@@ -326,6 +326,13 @@ task<await_result_t<A>> as_task(A a) {
   co_return co_await std::move(a);
 }
 
+// How a finished task ended; a released task (its frame went after a
+// synchronous cancel) reads as cancelled.
+template <class T>
+outcome<T> outcome_of(task<T>& t) noexcept {
+  return t ? t.handle().promise().take_outcome() : outcome<T>{};
+}
+
 // A task stays as it is; any other awaitable goes through as_task.
 template <class A>
 auto to_task(A a) {

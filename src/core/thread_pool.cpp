@@ -98,7 +98,7 @@ bool thread_job::cancel() noexcept {
 }
 
 bool thread_job::abandon() noexcept {
-  if (!pending_) return false;
+  if (!pending_) return true;  // never submitted, or done: only the caller holds it
   pending_ = false;
   loop_->release_external();
   if (thread_pool::withdraw(*this)) return true;
@@ -115,10 +115,6 @@ bool thread_job::abandon() noexcept {
 // and the loop: post_threadsafe wrote its eventfd before releasing the queue
 // lock the loop took to find this completion.
 void thread_job::on_complete() noexcept {
-  if (detach_.load() == abandoned) {
-    free_(*this);  // nobody waits for it any more
-    return;
-  }
   pending_ = false;
   loop_->release_external();
   awaiting_.resume();  // may destroy *this

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "os_error.hpp"
+
 namespace grove {
 namespace detail {
 
@@ -54,10 +56,6 @@ struct fd_state : fd_watch {
 
 namespace {
 
-[[noreturn]] void throw_errno(const char* op) {
-  throw std::system_error(errno, std::generic_category(), std::string("grove: ") + op);
-}
-
 // This thread's registrations, indexed by descriptor. A loop's entries go
 // when the loop is destroyed, so an entry always names a live loop.
 std::vector<fd_state*>& registrations() {
@@ -75,7 +73,7 @@ void forget_loop(event_loop* loop) noexcept {
 }
 
 fd_state& registration(int fd) {
-  if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "grove: wait on fd -1");
+  if (fd < 0) throw_os_error(EBADF, "wait on fd -1");
   static std::once_flag hooked;
   std::call_once(hooked, [] { event_loop::set_destroy_hook(&forget_loop); });
   event_loop* loop = event_loop::current();
@@ -191,7 +189,7 @@ void unique_fd::reset(int fd) noexcept {
 stream::stream(unique_fd fd) : fd_(std::move(fd)) {
   int flags = ::fcntl(fd_.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
-    detail::throw_errno("stream: fcntl(O_NONBLOCK)");
+    detail::throw_os_error(errno, "stream: fcntl(O_NONBLOCK)");
   ::fcntl(fd_.get(), F_SETFD, FD_CLOEXEC);
   struct stat st{};
   socket_ = ::fstat(fd_.get(), &st) == 0 && S_ISSOCK(st.st_mode);
@@ -200,7 +198,7 @@ stream::stream(unique_fd fd) : fd_(std::move(fd)) {
 
 void stream::check() const {
   if (broken_) throw broken_stream_error();
-  if (!fd_) throw std::system_error(EBADF, std::generic_category(), "grove: stream is closed");
+  if (!fd_) detail::throw_os_error(EBADF, "stream is closed");
 }
 
 ssize_t stream::write_once(std::span<const std::byte> buf) {
@@ -215,7 +213,7 @@ task<std::size_t> stream::read_some(std::span<std::byte> buf) {
     ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_errno("read");
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "read");
     co_await detail::io_waiter(fd_.get(), false, true);  // cancelled here: nothing was read
   }
 }
@@ -227,7 +225,7 @@ task<std::size_t> stream::write_some(std::span<const std::byte> buf) {
     ssize_t n = write_once(buf);
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_errno("write");
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "write");
     co_await detail::io_waiter(fd_.get(), true, true);  // cancelled here: nothing was written
   }
 }
@@ -280,12 +278,12 @@ void stream::shutdown_write() {
     close();  // a pipe's write end: closing it is the end of stream
     return;
   }
-  if (::shutdown(fd_.get(), SHUT_WR) < 0) detail::throw_errno("shutdown(SHUT_WR)");
+  if (::shutdown(fd_.get(), SHUT_WR) < 0) detail::throw_os_error(errno, "shutdown(SHUT_WR)");
 }
 
 std::pair<stream, stream> make_pipe() {
   int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) detail::throw_errno("pipe2");
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) detail::throw_os_error(errno, "pipe2");
   unique_fd r(fds[0]);
   unique_fd w(fds[1]);
   return {stream(std::move(r)), stream(std::move(w))};

@@ -16,12 +16,10 @@
 #include <system_error>
 #include <vector>
 
+#include "os_error.hpp"
+
 namespace grove {
 namespace {
-
-[[noreturn]] void throw_errno(int err, const std::string& what) {
-  throw std::system_error(err, std::generic_category(), "grove: " + what);
-}
 
 struct address {
   sockaddr_storage storage{};
@@ -73,8 +71,7 @@ std::vector<address> resolve_blocking(const std::string& host, std::uint16_t por
 }
 
 [[noreturn]] void throw_gai(int gai_error, const std::string& host) {
-  throw std::system_error(EHOSTUNREACH, std::generic_category(),
-                          "grove: resolve " + host + ": " + ::gai_strerror(gai_error));
+  detail::throw_os_error(EHOSTUNREACH, "resolve " + host + ": " + ::gai_strerror(gai_error));
 }
 
 // One resolution on the pool. It lives on the heap, so that a cancelled
@@ -138,9 +135,14 @@ class resolve_awaiter {
   resolve_job* job_ = nullptr;
 };
 
+// Non-blocking and close-on-exec; -1 and errno when the kernel refuses.
+int open_socket(int family) noexcept {
+  return ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
 unique_fd new_socket(int family) {
-  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw_errno(errno, "socket");
+  int fd = open_socket(family);
+  if (fd < 0) detail::throw_os_error(errno, "socket");
   return unique_fd(fd);
 }
 
@@ -176,13 +178,13 @@ task<stream> accept_on(int listen_fd, bool tcp) {
       co_return stream(unique_fd(fd));
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) throw_errno(errno, "accept");
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "accept");
     co_await detail::io_waiter(listen_fd, false, true);  // cancelled here: no connection taken
   }
 }
 
 void listen_on(const unique_fd& fd, int backlog) {
-  if (::listen(fd.get(), backlog) < 0) throw_errno(errno, "listen");
+  if (::listen(fd.get(), backlog) < 0) detail::throw_os_error(errno, "listen");
 }
 
 }  // namespace
@@ -196,7 +198,7 @@ task<stream> tcp_connect(std::string host, std::uint16_t port) {
     addresses = co_await resolve_awaiter(host, port);
   int last = EHOSTUNREACH;
   for (const address& a : addresses) {
-    int fdn = ::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fdn = open_socket(a.family);
     if (fdn < 0) {  // say, no IPv6 here: try the next address
       last = errno;
       continue;
@@ -208,7 +210,7 @@ task<stream> tcp_connect(std::string host, std::uint16_t port) {
       co_return stream(std::move(fd));
     }
   }
-  throw_errno(last, "connect to " + host + ":" + std::to_string(port));
+  detail::throw_os_error(last, "connect to " + host + ":" + std::to_string(port));
 }
 
 tcp_listener tcp_listener::bind(std::string host, std::uint16_t port, int backlog) {
@@ -239,7 +241,7 @@ tcp_listener tcp_listener::bind(std::string host, std::uint16_t port, int backlo
                                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     return tcp_listener(std::move(fd), actual);
   }
-  throw_errno(last, "bind " + host + ":" + std::to_string(port));
+  detail::throw_os_error(last, "bind " + host + ":" + std::to_string(port));
 }
 
 task<stream> tcp_listener::accept() {
@@ -250,7 +252,8 @@ namespace {
 sockaddr_un unix_address(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) throw_errno(ENAMETOOLONG, "unix socket path " + path);
+  if (path.size() >= sizeof a.sun_path)
+    detail::throw_os_error(ENAMETOOLONG, "unix socket path " + path);
   std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
   return a;
 }
@@ -264,7 +267,7 @@ task<stream> unix_connect(std::string path) {
   a.family = AF_UNIX;
   unique_fd fd = new_socket(AF_UNIX);
   int err = co_await connect_one(fd, a);
-  if (err != 0) throw_errno(err, "connect to " + path);
+  if (err != 0) detail::throw_os_error(err, "connect to " + path);
   co_return stream(std::move(fd));
 }
 
@@ -272,7 +275,7 @@ unix_listener unix_listener::bind(std::string path, int backlog) {
   sockaddr_un un = unix_address(path);
   unique_fd fd = new_socket(AF_UNIX);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&un), sizeof un) < 0)
-    throw_errno(errno, "bind " + path);
+    detail::throw_os_error(errno, "bind " + path);
   listen_on(fd, backlog);
   return unix_listener(std::move(fd), std::move(path));
 }

@@ -78,9 +78,9 @@ class thread_job : public list_hook {
 
   // Loop thread, for a job that lives on the heap (free_ set), not in the
   // awaiting frame: the frame stops waiting at once, and fn's result will be
-  // dropped. true: the job was still queued and is withdrawn; the caller
-  // frees it. false: the worker (or the completion, if it was already
-  // posted) frees it with free_ when it is done.
+  // dropped. true: nothing else holds the job any more (it was still queued,
+  // or its completion was posted and is taken back): the caller frees it.
+  // false: fn still runs; the worker frees the job with free_ when it returns.
   bool abandon() noexcept;
 
   void (*invoke_)(thread_job&) noexcept = nullptr;
