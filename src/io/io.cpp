@@ -74,8 +74,6 @@ void forget_loop(event_loop* loop) noexcept {
 
 fd_state& registration(int fd) {
   if (fd < 0) throw_os_error(EBADF, "wait on fd -1");
-  static std::once_flag hooked;
-  std::call_once(hooked, [] { event_loop::set_destroy_hook(&forget_loop); });
   event_loop* loop = event_loop::current();
   auto& by_fd = registrations();
   auto i = static_cast<std::size_t>(fd);
@@ -86,6 +84,8 @@ fd_state& registration(int fd) {
                              " is registered with another loop on this thread");
     return *s;
   }
+  static std::once_flag hooked;  // before the first entry that names a loop
+  std::call_once(hooked, [] { event_loop::set_destroy_hook(&forget_loop); });
   auto* s = new fd_state;
   s->fd = fd;
   s->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
