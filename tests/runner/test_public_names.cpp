@@ -1,8 +1,14 @@
 // DESIGN.md §2: the public names users and outside tests rely on, each used
 // once through <grove/grove.hpp>. This file failing to compile is the test.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <grove/grove.hpp>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 
 namespace {
 
@@ -92,6 +98,55 @@ TEST(public_names, every_design_name_compiles_from_grove_hpp_and_runs) {
   options.on_signal = [](int, int) {};
   int code = grove::run([] { return every_name(); }, options);
   EXPECT_EQ(code, 11);  // 7 from values, 4 from the flags
+}
+
+// DESIGN §2 "I/O", each name once through <grove/grove.hpp>, on loopback
+// only, leaving no descriptor behind.
+grove::task<std::size_t> every_io_name(const std::string& unix_path) {
+  std::size_t moved = 0;
+  {
+    auto [r, w] = grove::make_pipe();
+    grove::unique_fd spare(::dup(w.fd()));
+    EXPECT_TRUE(static_cast<bool>(spare));
+    ::close(spare.release());
+    std::byte buf[2] = {std::byte{1}, std::byte{2}};
+    moved += co_await w.write_some(std::span(buf).first(1));
+    co_await w.write_all(std::span(buf).last(1));
+    co_await grove::wait_writable(w.fd());
+    co_await grove::wait_readable(r.fd());
+    co_await r.read_exact(buf);
+    w.shutdown_write();
+    moved += co_await r.read_some(buf);  // 0: end of stream
+    EXPECT_THROW(co_await r.read_exact(buf), grove::end_of_stream);
+    EXPECT_FALSE(r.broken());
+    r.close();
+  }
+  grove::tcp_listener l = grove::tcp_listener::bind("127.0.0.1", 0);
+  grove::stream c = co_await grove::tcp_connect("127.0.0.1", l.port());
+  grove::stream s = co_await l.accept();
+  grove::unix_listener u = grove::unix_listener::bind(unix_path);
+  grove::stream uc = co_await grove::unix_connect(u.path());
+  grove::stream us = co_await u.accept();
+  static_assert(std::is_base_of_v<std::logic_error, grove::broken_stream_error>);
+  co_return moved + (c.fd() >= 0) + (s.fd() >= 0) + (uc.fd() >= 0) + (us.fd() >= 0);
+}
+
+int open_fds() {
+  int n = 0;
+  for (int fd = 0; fd < 4096; ++fd) n += ::fcntl(fd, F_GETFD) != -1;
+  return n;
+}
+
+TEST(public_names, every_io_name_compiles_from_grove_hpp_and_leaves_no_descriptor) {
+  std::string dir = ::testing::TempDir() + "grove_names_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  grove::virtual_loop loop;
+  int before = open_fds();  // the loop's own epoll and eventfd included
+  auto o = loop.run(every_io_name(dir + "/sock"));
+  ::unlink((dir + "/sock").c_str());
+  ::rmdir(dir.c_str());
+  EXPECT_EQ(o.value(), 5u);
+  EXPECT_EQ(open_fds(), before);
 }
 
 }  // namespace
