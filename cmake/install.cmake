@@ -14,13 +14,14 @@ set(GROVE_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/grove
     CACHE STRING "Where grove-config.cmake is installed, relative to the prefix")
 mark_as_advanced(GROVE_INSTALL_CMAKEDIR)
 
-# The exported names match the in-tree ALIAS targets: grove::core, grove::runner, grove::grove.
+# The exported names match the in-tree ALIAS targets: grove::core, grove::io, grove::process, grove::runner, grove::grove.
 set_target_properties(grove_core PROPERTIES EXPORT_NAME core)
 set_target_properties(grove_io PROPERTIES EXPORT_NAME io)
+set_target_properties(grove_process PROPERTIES EXPORT_NAME process)
 set_target_properties(grove_runner PROPERTIES EXPORT_NAME runner)
 set_target_properties(grove PROPERTIES EXPORT_NAME grove)
 
-install(TARGETS grove_core grove_io grove_runner grove
+install(TARGETS grove_core grove_io grove_process grove_runner grove
         EXPORT grove-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

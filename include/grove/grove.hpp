@@ -10,6 +10,7 @@
 #include <grove/gather.hpp>
 #include <grove/io.hpp>
 #include <grove/outcome.hpp>
+#include <grove/process.hpp>
 #include <grove/run.hpp>
 #include <grove/run_tasks.hpp>
 #include <grove/semaphore.hpp>

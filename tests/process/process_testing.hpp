@@ -1,0 +1,80 @@
+// Helpers shared by the process tests: a real loop to run on, and a census
+// of the processes a test started, found by a marker in their environment
+// (a grandchild that escaped its parent is still found).
+#pragma once
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <grove/event_loop.hpp>
+#include <grove/process.hpp>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "io/io_testing.hpp"
+
+namespace grove::testing {
+
+template <class T>
+outcome<T> run_real(task<T> t) {
+  event_loop loop;
+  return loop.run(std::move(t));
+}
+
+// The environment of this process plus NAME=value.
+inline std::vector<std::string> env_with(const std::string& entry) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  env.push_back(entry);
+  return env;
+}
+
+// A marker unique to this test process and `tag`.
+inline std::string marker(const std::string& tag) {
+  return "GROVE_TEST_MARKER=" + tag + "-" + std::to_string(::getpid());
+}
+
+// Live processes (zombies excluded) whose environment holds `entry`.
+inline std::vector<pid_t> processes_with(const std::string& entry) {
+  std::vector<pid_t> found;
+  DIR* d = ::opendir("/proc");
+  if (!d) return found;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    std::string base = std::string("/proc/") + e->d_name;
+    std::ifstream stat(base + "/stat");
+    std::string stat_line((std::istreambuf_iterator<char>(stat)), {});
+    auto close_paren = stat_line.rfind(')');
+    if (close_paren == std::string::npos || close_paren + 2 >= stat_line.size() ||
+        stat_line[close_paren + 2] == 'Z')
+      continue;
+    std::ifstream env(base + "/environ");
+    std::string all((std::istreambuf_iterator<char>(env)), {});
+    std::size_t at = 0;
+    while (at < all.size()) {
+      std::size_t nul = all.find('\0', at);
+      if (nul == std::string::npos) nul = all.size();
+      if (all.compare(at, nul - at, entry) == 0) {
+        found.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+      at = nul + 1;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// Kills whatever a failed test left behind, so one failure does not leak
+// processes into the next test.
+inline void kill_all_with(const std::string& entry) {
+  for (pid_t p : processes_with(entry)) ::kill(p, SIGKILL);
+}
+
+}  // namespace grove::testing
