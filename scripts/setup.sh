@@ -13,6 +13,7 @@ packages=(
   python3-trio python3-uvloop    # the benchmark anchors (bench/anchors)
   parallel                       # GNU parallel, a benchmark anchor
   libboost-dev                   # Boost.Asio, the W6 echo anchor (bench/w6; optional in CMake)
+  librust-tokio-dev              # Tokio's crate sources, the W6 Tokio anchor (bench/w6/echo_tokio)
 )
 
 missing=()

@@ -3,6 +3,7 @@
 load generator (bench/w6/README.md). Usage:
 
     bench/w6/driver.py [--build DIR] [--quick] [--rounds R] [--duration-s D] [--servers a,b]
+                       [--build-tokio]
 
 For each round, for each server (interleaved, so the machine's noise falls on
 all of them alike): start a fresh server process pinned to CPU 0, run
@@ -13,10 +14,12 @@ and the medians of the rounds' p50 and p99 latencies. bench/run imports this
 module and writes the table into docs/benchmarks.md.
 """
 import argparse
+import glob
 import json
 import os
 import select
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -28,6 +31,54 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PY = "/usr/bin/python3"
 ECHO_PY = os.path.join(ROOT, "bench/w6/echo_py.py")
 
+# The Tokio anchor is a Cargo package, built offline from Debian's crate
+# sources (librust-tokio-dev) into the build's bench/echo_tokio-target by
+# build_tokio() (bench/run calls it; by hand: bench/w6/README.md).
+TOKIO_DIR = os.path.join(ROOT, "bench/w6/echo_tokio")
+DEBIAN_CRATES = "/usr/share/cargo/registry"
+TOKIO_TARGET = "echo_tokio-target"
+TOKIO_PROG = os.path.join(TOKIO_TARGET, "release", "echo_tokio")
+
+
+def tokio_version():
+    """The version of Debian's packaged tokio crate, or None."""
+    found = sorted(glob.glob(os.path.join(DEBIAN_CRATES, "tokio-1.*")))
+    return os.path.basename(found[-1])[len("tokio-"):] if found else None
+
+
+def find_cargo():
+    """cargo on PATH, else rustup's in ~/.cargo/bin, else None."""
+    home = os.path.expanduser("~/.cargo/bin/cargo")
+    return shutil.which("cargo") or (home if os.access(home, os.X_OK) else None)
+
+
+def tokio_build_command(build, cargo="cargo"):
+    """The cargo command, run in TOKIO_DIR (where .cargo/config.toml points it
+    at Debian's crates, offline), that puts echo_tokio under build."""
+    return [cargo, "build", "--release", "--offline", "--quiet",
+            "--target-dir", os.path.relpath(os.path.join(build, TOKIO_TARGET), TOKIO_DIR)]
+
+
+def build_tokio(build, timeout=900):
+    """Builds echo_tokio into build. Returns None when it is built, else why
+    not ("not built: ..."): no cargo, no Debian tokio crates, or the build failed."""
+    cargo = find_cargo()
+    if not cargo:
+        return "not built: no cargo (bench/w6/README.md)"
+    if not tokio_version():
+        return f"not built: no tokio crate in {DEBIAN_CRATES} (apt-get install librust-tokio-dev)"
+    try:
+        p = subprocess.run(tokio_build_command(build, cargo), cwd=TOKIO_DIR, capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"not built: cargo build did not finish in {timeout} s"
+    if p.returncode != 0 or not os.access(os.path.join(build, TOKIO_PROG), os.X_OK):
+        sys.stderr.write(f"W6: cargo build of echo_tokio failed ({p.returncode}):\n{p.stderr[-2000:]}\n")
+        last = next((l.strip() for l in reversed(p.stderr.splitlines()) if l.strip()), "")
+        return f"not built: cargo build failed ({last[:120]})"
+    return None
+
+
 # (key, label, program in the build's bench/ dir or a Python command, what is
 # missing if it is absent). grove's server is bench/grove_echo, built from
 # bench/w6/echo_grove.cpp (when that file exists: it needs grove's TCP layer).
@@ -37,6 +88,8 @@ SERVERS = [
      else "waits for grove's TCP layer (bench/w6/echo_grove.cpp)"),
     ("epoll", "raw epoll, C (`echo_epoll`)", "echo_epoll", "not built"),
     ("asio", "Boost.Asio 1.74, C++20 coroutines (`echo_asio`)", "echo_asio", "not built (no Boost headers)"),
+    ("tokio", f"Tokio{' ' + tokio_version() if tokio_version() else ''}, `current_thread` runtime (`echo_tokio`)",
+     TOKIO_PROG, "not built (`--build-tokio` or bench/run builds it)"),
     ("asyncio", "asyncio streams", [PY, ECHO_PY, "--impl", "asyncio"], None),
     ("uvloop", "uvloop, asyncio streams", [PY, ECHO_PY, "--impl", "uvloop"], None),
     ("trio", "Trio `serve_tcp`", [PY, ECHO_PY, "--impl", "trio"], None),
@@ -127,9 +180,10 @@ def load(build, port, conns, size, duration, warmup, commands):
 
 
 def measure(build, sizes=SIZES, conns=CONNS, duration=1.0, warmup=0.25, rounds=3, only=None,
-            log=print, commands=None):
-    """Runs the matrix. Returns {"servers": {key: {"label", "note", "cells": {"size/conns": [runs]}}},
-    "config": {...}}."""
+            log=print, commands=None, not_built=None):
+    """Runs the matrix. not_built: {key: why} for servers not to run, whatever
+    is in build (bench/run: a Tokio build that failed). Returns {"servers":
+    {key: {"label", "note", "cells": {"size/conns": [runs]}}}, "config": {...}}."""
     commands = [] if commands is None else commands
     out = {"config": {"sizes": list(sizes), "conns": list(conns), "duration_s": duration,
                       "warmup_s": warmup, "rounds": rounds, "pinned": bool(pin(0))},
@@ -139,6 +193,8 @@ def measure(build, sizes=SIZES, conns=CONNS, duration=1.0, warmup=0.25, rounds=3
         if only and key not in only:
             continue
         cmd = server_command(build, prog)
+        if not_built and not_built.get(key):
+            cmd, missing = None, not_built[key]
         out["servers"][key] = {"label": label, "note": None if cmd else missing, "cells": {},
                                "command": quote(pin(0) + cmd + ["--port", "0"]) if cmd else None}
         if cmd:
@@ -236,14 +292,19 @@ def main():
     ap.add_argument("--warmup-s", type=float, default=0.25)
     ap.add_argument("--servers", help="comma-separated subset of " + ",".join(k for k, *_ in SERVERS))
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--build-tokio", action="store_true",
+                    help="first build echo_tokio (cargo, offline, Debian's crates), as bench/run does")
     a = ap.parse_args()
     if not os.access(os.path.join(a.build, "echo_load"), os.X_OK):
         sys.exit(f"driver: no echo_load in {a.build}: build the release preset first")
     only = set(a.servers.split(",")) if a.servers else None
+    not_built = {}
+    if a.build_tokio and (not only or "tokio" in only):
+        not_built["tokio"] = build_tokio(a.build)
     kw = dict(sizes=(64,), conns=(16,), duration=0.3, warmup=0.1, rounds=1) if a.quick else \
         dict(duration=a.duration_s, warmup=a.warmup_s, rounds=a.rounds)
     t0 = time.monotonic()
-    result = measure(a.build, only=only, **kw)
+    result = measure(a.build, only=only, not_built=not_built, **kw)
     print("\n".join(table(result)))
     print(f"(W6 took {time.monotonic() - t0:.0f} s)")
     if a.json:
