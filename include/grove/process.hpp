@@ -181,7 +181,10 @@ class process_error : public std::runtime_error {
 // drain_timeout). Cancellation terminates the child as wait() does, and
 // completes once it is reaped. Throws what spawn throws, process_error
 // (check), and std::system_error for a failing pipe.
-task<completed_process> run_process(std::vector<std::string> argv,
-                                    run_process_options options = {});
+task<completed_process> run_process(std::vector<std::string> argv, run_process_options options);
+// The same with default options. (An overload, not a default argument: g++ 12
+// destroys a default-argument temporary in a co_await operand twice;
+// docs/gcc12.md.)
+task<completed_process> run_process(std::vector<std::string> argv);
 
 }  // namespace grove

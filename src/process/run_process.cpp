@@ -74,4 +74,8 @@ task<completed_process> run_process(std::vector<std::string> argv, run_process_o
   co_return r;
 }
 
+task<completed_process> run_process(std::vector<std::string> argv) {
+  return run_process(std::move(argv), run_process_options());
+}
+
 }  // namespace grove

@@ -4,6 +4,7 @@
 // explains the convention.
 #pragma once
 
+#include <array>
 #include <cstdio>
 #include <grove/grove.hpp>
 #include <mutex>

@@ -113,8 +113,8 @@ TEST_F(run_process_test, cancellation_terminates_the_child_and_completes_after_t
   auto o = run_real([this]() -> task<bool> {
     auto opts = marked();
     opts.kill_grace = 30s;
-    auto r = co_await move_on_after(
-        20ms, run_process({"/bin/sh", "-c", "sleep 1000 & sleep 1000; wait"}, opts));
+    std::vector<std::string> argv{"/bin/sh", "-c", "sleep 1000 & sleep 1000; wait"};
+    auto r = co_await move_on_after(20ms, run_process(std::move(argv), opts));
     EXPECT_EQ(processes_with(mark_), std::vector<pid_t>{})
         << "alive after the cancellation completed";
     co_return r.has_value();
