@@ -1,0 +1,77 @@
+#include "descendants.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <fstream>
+#include <grove/cancel.hpp>
+#include <grove/time.hpp>
+#include <string>
+
+namespace grove::cli {
+
+bool become_subreaper() noexcept { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0; }
+
+std::vector<pid_t> adopted_children(const std::unordered_set<pid_t>& jobs) {
+  std::vector<pid_t> found;
+  DIR* d = ::opendir("/proc/self/task");
+  if (!d) return found;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
+    for (pid_t pid; in >> pid;)
+      if (!jobs.contains(pid)) found.push_back(pid);
+  }
+  ::closedir(d);
+  return found;
+}
+
+void reap_exited(const std::vector<pid_t>& pids) noexcept {
+  for (pid_t p : pids)
+    while (::waitpid(p, nullptr, WNOHANG) < 0 && errno == EINTR) {
+    }
+}
+
+namespace {
+
+// Until each one is reaped; false when `grace` ran out first.
+task<bool> reap_within(std::vector<pid_t> pids, duration grace) {
+  time_point until = now() + grace;
+  for (;;) {
+    std::erase_if(pids, [](pid_t p) {
+      int rc;
+      do rc = ::waitpid(p, nullptr, WNOHANG);
+      while (rc < 0 && errno == EINTR);
+      return rc != 0;  // reaped, or not ours any more
+    });
+    if (pids.empty()) co_return true;
+    if (now() >= until) co_return false;
+    co_await sleep(std::chrono::milliseconds(5));  // adopted ones have no pidfd of ours
+  }
+}
+
+task<void> sweep(int signo, duration grace) {
+  for (int round = 0; round < 8; ++round) {
+    std::vector<pid_t> left = adopted_children({});
+    if (left.empty()) co_return;
+    for (pid_t p : left) {
+      ::kill(p, signo);
+      if (::getpgid(p) == p) ::kill(-p, signo);
+    }
+    if (co_await reap_within(left, grace)) continue;
+    for (pid_t p : adopted_children({})) {
+      ::kill(p, SIGKILL);
+      if (::getpgid(p) == p) ::kill(-p, SIGKILL);
+    }
+    co_await reap_within(adopted_children({}), std::chrono::seconds(5));
+  }
+}
+
+}  // namespace
+
+task<void> sweep_adopted(int signo, duration grace) { co_await shield(sweep(signo, grace)); }
+
+}  // namespace grove::cli
