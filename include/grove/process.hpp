@@ -113,6 +113,10 @@ class process {
   // std::system_error when the kernel refuses (EINVAL for a bad signal).
   void send_signal(int signo);
 
+  // The signal the terminate sequence sends first, from now on (a job runner
+  // forwards the signal its user sent). std::invalid_argument if not a signal.
+  void set_terminate_signal(int signo);
+
   // Suspends until the child exits, reaps it and gives its status (at once
   // if it was reaped already). One wait at a time: a second concurrent wait
   // throws std::logic_error.

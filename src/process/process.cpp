@@ -450,6 +450,12 @@ void process::send_signal(int signo) {
     detail::throw_os_error(errno, "send signal to pid " + std::to_string(state_->pid));
 }
 
+void process::set_terminate_signal(int signo) {
+  if (signo <= 0 || signo >= NSIG)
+    throw std::invalid_argument("grove: process::set_terminate_signal: not a signal");
+  if (state_) state_->terminate_signal = signo;
+}
+
 std::optional<exit_status> process::status() const noexcept {
   return state_ ? state_->status : std::nullopt;
 }

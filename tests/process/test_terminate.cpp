@@ -139,6 +139,21 @@ TEST_F(terminate_test, terminate_signals_waits_and_gives_the_status) {
                                                  "killed by SIGKILL"}));
 }
 
+// A job runner forwards the signal its user sent (grove's CLI does).
+TEST_F(terminate_test, the_terminate_signal_can_be_changed_while_the_child_runs) {
+  auto o = run_real([this]() -> task<int> {
+    process p =
+        process::spawn(sh("trap 'echo got INT; exit 5' INT; echo ready; sleep 1000 & wait", 60s));
+    EXPECT_EQ(co_await read_line(p.stdout_stream()), "ready");
+    p.set_terminate_signal(SIGINT);
+    EXPECT_THROW(p.set_terminate_signal(0), std::invalid_argument);
+    co_await move_on_after(0ns, p.wait());
+    EXPECT_EQ(co_await read_line(p.stdout_stream()), "got INT");
+    co_return p.status().value_or(exit_status{}).code();
+  }());
+  EXPECT_EQ(o.value(), 5);
+}
+
 TEST_F(terminate_test, send_signal_reaches_the_whole_group) {
   auto o = run_real([this]() -> task<int> {
     process p = process::spawn(sh("sleep 1000 & echo ready; wait", 60s));
