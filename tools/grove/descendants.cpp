@@ -53,6 +53,8 @@ task<bool> reap_within(std::vector<pid_t> pids, duration grace) {
   }
 }
 
+}  // namespace
+
 task<void> sweep(int signo, duration grace) {
   for (int round = 0; round < 8; ++round) {
     std::vector<pid_t> left = adopted_children({});
@@ -70,8 +72,5 @@ task<void> sweep(int signo, duration grace) {
   }
 }
 
-}  // namespace
-
-task<void> sweep_adopted(int signo, duration grace) { co_await shield(sweep(signo, grace)); }
 
 }  // namespace grove::cli
