@@ -52,13 +52,20 @@ class cli_test : public ::testing::Test {
     std::system(("rm -rf '" + dir_ + "'").c_str());
   }
 
-  // `grove args...`, marked, run from the temporary directory.
-  child_process start(std::vector<std::string> args) const {
-    std::vector<std::string> argv{"/usr/bin/env", "-C", dir_, mark_, grove_tool};
+  // `grove args...`, marked, with `env` ("NAME=value") added, run from the
+  // temporary directory.
+  child_process start(std::vector<std::string> args, std::vector<std::string> env = {}) const {
+    std::vector<std::string> argv{"/usr/bin/env", "-C", dir_, mark_};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.push_back(grove_tool);
     argv.insert(argv.end(), args.begin(), args.end());
     return child_process(std::move(argv));
   }
   child_result run(std::vector<std::string> args) const { return start(std::move(args)).wait(); }
+  // `sh -c script`, marked, in the temporary directory.
+  child_result run_shell(const std::string& script) const {
+    return child_process({"/usr/bin/env", "-C", dir_, mark_, "/bin/sh", "-c", script}).wait();
+  }
 
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   // The job script as a template: job.sh MODE {} LOG
