@@ -162,6 +162,21 @@ TEST_F(cli_accounting, inputs_come_from_stdin_lines_and_from_files) {
   EXPECT_EQ(r.out, "got p\ngot q\n");
 }
 
+TEST_F(cli_accounting, a_double_dash_ends_the_options) {
+  EXPECT_EQ(run({"-k", "--", "echo", "-n", "x", ":::", "a"}).out, "x a");
+}
+
+TEST_F(cli_accounting, resume_without_a_log_yet_runs_everything) {
+  child_result r = run(
+      {"--resume", path("log.tsv"), "--joblog", path("log.tsv"), "-k", "echo", ":::", "a", "b"});
+  EXPECT_EQ(r.out, "a\nb\n");
+  EXPECT_EQ(tsv(slurp(path("log.tsv"))).size(), 3u);
+  EXPECT_EQ(
+      run({"--resume", path("log.tsv"), "--joblog", path("log.tsv"), "-k", "echo", ":::", "a", "b"})
+          .out,
+      "");
+}
+
 TEST_F(cli_accounting, dry_run_prints_the_commands_and_runs_nothing) {
   child_result r = run({"--dry-run", "touch {}", ":::", "f1", "it's"});
   EXPECT_EQ(exit_code(r), 0);
@@ -181,7 +196,7 @@ TEST_F(cli_accounting, bad_usage_exits_2_with_a_message_and_starts_nothing) {
       {{"touch", "started", "::::", "/nonexistent/inputs"}, "cannot read /nonexistent/inputs"},
       {{"--timeout", "soon", "touch", "started", ":::", "a"}, "is not a duration"},
       {{"--halt", "sometimes", "touch", "started", ":::", "a"}, "--halt"},
-      {{"--resume", "/nonexistent/log", "touch", "started", ":::", "a"}, "--resume"},
+      {{"--resume", "/", "touch", "started", ":::", "a"}, "--resume"},
   };
   for (const auto& c : cases) {
     child_result r = run(c.args);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "cli/cli_testing.hpp"
@@ -132,6 +133,44 @@ TEST_F(cli_shutdown, a_setsid_escapee_is_signalled_and_reaped_before_grove_exits
   interrupted r = interrupt("escape", SIGTERM, false);
   expect_died_by(r.result, SIGTERM);
   // TearDown: nothing with the marker is left, the escaped sleeps included.
+}
+
+// The escapee ignores the signal, and the grace is an hour: the sweep waits
+// for it until a second signal, which SIGKILLs it; the summary still comes.
+TEST_F(cli_shutdown, a_second_signal_during_the_sweep_kills_the_escapees_and_the_summary_comes) {
+  child_process c =
+      start({"-j1", "--line-buffer", "--grace", "1h", job("escape-stubborn"), ":::", "a"});
+  ASSERT_TRUE(c.read_until_line("a started"));
+  c.signal(SIGINT);
+  ASSERT_TRUE(
+      c.read_err_until_line("grove: SIGINT: no new job starts; 1 running get SIGINT, SIGKILL after "
+                            "the grace period; signal "
+                            "again to kill them now"));
+  std::this_thread::sleep_for(
+      60ms);  // out of the debounce window: see a_second_signal_kills_at_once
+  c.signal(SIGINT);
+  child_result r = c.wait();
+  expect_died_by(r, SIGINT);
+  EXPECT_NE(r.err.find("grove: 1 job: 0 ok, 0 failed, 0 timed out, 1 cancelled, 0 skipped"),
+            std::string::npos)
+      << r.err;
+}
+
+// A job that ignores the signal and still finishes its work is ok: --resume
+// must not run it again. One that fails meanwhile was stopped by grove.
+TEST_F(cli_shutdown, a_job_that_finishes_its_work_during_the_shutdown_is_ok) {
+  child_process c = start({"-j2", "--line-buffer", "--joblog", path("log.tsv"),
+                           "trap '' INT; echo started {}; sleep 0.5; exit {}", ":::", "0", "1"});
+  ASSERT_TRUE(c.read_until([](const std::string& out) {
+    return child_process::has_line(out, "started 0") && child_process::has_line(out, "started 1");
+  }));
+  c.signal(SIGINT);
+  expect_died_by(c.wait(), SIGINT);
+  std::map<std::string, std::string> state;
+  for (const auto& line : lines_of(slurp(path("log.tsv"))))
+    state[line.substr(0, line.find('\t'))] = line.substr(line.rfind('\t') + 1);
+  EXPECT_EQ(state, (std::map<std::string, std::string>{
+                       {"Seq", "State"}, {"1", "ok"}, {"2", "cancelled"}}));
 }
 
 // Grouped output: a job's output is printed when it ends, and an

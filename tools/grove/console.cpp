@@ -41,7 +41,7 @@ void console::clear_status() noexcept {
 }
 
 std::string console::paint(std::string_view s, const char* sgr) const {
-  if (!color_) return std::string(s);
+  if (!color_ || !*sgr) return std::string(s);
   return std::string(sgr) + std::string(s) + "\x1b[0m";
 }
 

@@ -19,7 +19,7 @@ class console {
   // Replaces the status line (nothing when it is off).
   void status(const std::string& line) noexcept;
   void clear_status() noexcept;
-  // "\x1b[31m" + s + "\x1b[0m" when colour is on.
+  // "\x1b[31m" + s + "\x1b[0m" when colour is on and sgr is not empty.
   std::string paint(std::string_view s, const char* sgr) const;
 
  private:

@@ -53,24 +53,50 @@ task<bool> reap_within(std::vector<pid_t> pids, duration grace) {
   }
 }
 
+void kill_group_of(pid_t p, int signo) noexcept {
+  ::kill(p, signo);
+  if (::getpgid(p) == p) ::kill(-p, signo);
+}
+
+// The last resort, when the sweep is cut short: SIGKILL, then a blocking reap,
+// round after round, since a killed escapee's own children are adopted next.
+void kill_and_reap_all() noexcept {
+  for (int round = 0; round < 8; ++round) {
+    std::vector<pid_t> left = adopted_children({});
+    if (left.empty()) return;
+    for (pid_t p : left) kill_group_of(p, SIGKILL);
+    for (pid_t p : left)
+      while (::waitpid(p, nullptr, 0) < 0 && errno == EINTR) {
+      }
+  }
+}
+
+struct last_resort {
+  ~last_resort() { kill_and_reap_all(); }
+};
+
 }  // namespace
 
-task<void> sweep(int signo, duration grace) {
+namespace {
+
+task<void> sweep_rounds(int signo, duration grace) {
   for (int round = 0; round < 8; ++round) {
     std::vector<pid_t> left = adopted_children({});
     if (left.empty()) co_return;
-    for (pid_t p : left) {
-      ::kill(p, signo);
-      if (::getpgid(p) == p) ::kill(-p, signo);
-    }
+    for (pid_t p : left) kill_group_of(p, signo);
     if (co_await reap_within(left, grace)) continue;
-    for (pid_t p : adopted_children({})) {
-      ::kill(p, SIGKILL);
-      if (::getpgid(p) == p) ::kill(-p, SIGKILL);
-    }
+    for (pid_t p : adopted_children({})) kill_group_of(p, SIGKILL);
     co_await reap_within(adopted_children({}), std::chrono::seconds(5));
   }
 }
 
+}  // namespace
+
+// Shielded: it runs its course during a graceful shutdown; a forced one cuts
+// it short, and the guard kills what is left.
+task<void> sweep_adopted(int signo, duration grace) {
+  last_resort guard;
+  co_await shield(sweep_rounds(signo, grace));
+}
 
 }  // namespace grove::cli

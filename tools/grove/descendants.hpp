@@ -6,7 +6,6 @@
 
 #include <sys/types.h>
 
-#include <grove/cancel.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
 #include <unordered_set>
@@ -24,10 +23,9 @@ std::vector<pid_t> adopted_children(const std::unordered_set<pid_t>& jobs);
 void reap_exited(const std::vector<pid_t>& pids) noexcept;
 
 // Until no adopted child is left: `signo` to each one and its group, up to
-// `grace` for them to exit, then SIGKILL, and reap. Shielded from
-// cancellation (it runs during shutdown): an awaitable that starts even in a
-// cancelled task, like grove::shield. Bounded by rounds of `grace`.
-task<void> sweep(int signo, duration grace);
-inline auto sweep_adopted(int signo, duration grace) { return shield(sweep(signo, grace)); }
+// `grace` for them to exit, then SIGKILL, and reap; bounded by rounds of
+// `grace`. Cancelled (a forced stop), it SIGKILLs and reaps what is left
+// before its frame is gone, blocking for as long as the kernel needs.
+task<void> sweep_adopted(int signo, duration grace);
 
 }  // namespace grove::cli

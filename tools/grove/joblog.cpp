@@ -125,9 +125,10 @@ std::string results_line(const job_record& r) {
 }
 
 std::set<std::pair<std::size_t, std::string>> read_ok_jobs(const std::string& path) {
+  std::set<std::pair<std::size_t, std::string>> ok;
+  if (::access(path.c_str(), F_OK) != 0) return ok;  // no log yet: nothing done
   std::ifstream in(path);
   if (!in) throw std::runtime_error("grove: --resume: cannot read " + path);
-  std::set<std::pair<std::size_t, std::string>> ok;
   std::string line;
   if (!std::getline(in, line) || line != joblog_header())
     throw std::runtime_error("grove: --resume: " + path + " is not a grove joblog (its header differs)");

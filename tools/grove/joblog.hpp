@@ -53,8 +53,9 @@ std::string joblog_line(const job_record& r);
 //  "start":1732700000.123,"runtime":0.004,"stdout":"a\n","stderr":"","error":""}
 std::string results_line(const job_record& r);
 
-// The (seq, command) pairs that a joblog records as ok. Throws std::runtime_error
-// when the file cannot be read or is not a grove joblog.
+// The (seq, command) pairs that a joblog records as ok; none when the file
+// does not exist. Throws std::runtime_error when it cannot be read or is not
+// a grove joblog.
 std::set<std::pair<std::size_t, std::string>> read_ok_jobs(const std::string& path);
 
 }  // namespace grove::cli

@@ -181,7 +181,10 @@ void account(context& c, job& j, job_state state) {
 job_state state_of(const job& j, grove::job_state how) {
   switch (how) {
     case grove::job_state::not_started: return job_state::skipped;
-    case grove::job_state::cancelled: return job_state::cancelled;
+    // Stopped by grove (a signal, --halt now); one that still exited 0 did its
+    // work, and --resume must not run it again.
+    case grove::job_state::cancelled:
+      return j.status && j.status->ok() ? job_state::ok : job_state::cancelled;
     case grove::job_state::completed: return j.started ? job_state::ok : job_state::skipped;
     case grove::job_state::failed: return j.timed_out ? job_state::timeout : job_state::failed;
   }
@@ -234,7 +237,8 @@ task<void> run_one(context& c, job& j) {
   try {
     p = process::spawn(spawn_options(c, j));
   } catch (const std::system_error& e) {
-    j.rec.error = e.what();
+    std::string what = e.what();
+    j.rec.error = what.starts_with("grove: ") ? what.substr(7) : what;
     throw job_failed{};
   }
   running_guard guard(c, j, p);
@@ -302,7 +306,8 @@ std::string summary(const context& c, double secs) {
     if (!j.resumed) ++n[static_cast<int>(j.rec.state)];
   char buf[128];
   std::snprintf(buf, sizeof buf, " (%.1f s)", secs);
-  std::string s = "grove: " + std::to_string(c.jobs.size()) + " jobs: " + std::to_string(n[0]) +
+  std::size_t total = c.jobs.size();
+  std::string s = "grove: " + std::to_string(total) + (total == 1 ? " job: " : " jobs: ") + std::to_string(n[0]) +
                   " ok, " + c.con.paint(std::to_string(n[1]) + " failed", n[1] ? "\x1b[31m" : "") +
                   ", " + std::to_string(n[2]) + " timed out, " + std::to_string(n[3]) +
                   " cancelled, " + std::to_string(n[4]) + " skipped";
@@ -337,7 +342,9 @@ task<int> main_task(context& c) {
   for (auto& j : c.jobs)
     if (!j.resumed) account(c, j, job_state::skipped);  // never started
   c.con.clear_status();
-  co_await sweep_adopted(c.shutdown_signal ? c.shutdown_signal : SIGTERM, c.opt.grace);
+  // settle: it runs even in a cancelled task, and a forced stop cutting it
+  // short still lets the summary out (the sweep then kills what is left).
+  co_await settle(sweep_adopted(c.shutdown_signal ? c.shutdown_signal : SIGTERM, c.opt.grace));
   c.con.err(summary(c, std::chrono::duration<double>(now() - c.t0).count()));
   std::size_t bad = c.failed;
   co_return static_cast<int>(std::min<std::size_t>(bad, 101));

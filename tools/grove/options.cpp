@@ -172,6 +172,7 @@ std::optional<options> parse(std::vector<std::string> args) {
     throw usage_error(std::string("grove: ") + e.what() + " (grove --help)");
   }
   std::vector<std::string> words = app.remaining();
+  if (!words.empty() && words[0] == "--") words.erase(words.begin());  // grove -- cmd ...
   if (words.empty()) throw usage_error("grove: no command given (grove --help)");
   // prefix_command() hands an unknown option over as the command's first word.
   if (words[0].size() > 1 && words[0][0] == '-')
@@ -186,10 +187,11 @@ std::optional<options> parse(std::vector<std::string> args) {
             : color == "never" ? color_mode::never
                                : color_mode::automatic;
   o.inputs = load_inputs(src);
-  if (!o.resume.empty()) {
-    std::ifstream probe(o.resume);
-    if (!probe) throw usage_error("grove: --resume: cannot read " + o.resume + ": " + std::strerror(errno));
-  }
+  // A missing --resume log means nothing is done yet (the first run can use
+  // the same command line as the later ones); an unreadable one is an error.
+  if (!o.resume.empty() && ::access(o.resume.c_str(), F_OK) == 0 &&
+      ::access(o.resume.c_str(), R_OK) != 0)
+    throw usage_error("grove: --resume: cannot read " + o.resume + ": " + std::strerror(errno));
   return o;
 }
 
