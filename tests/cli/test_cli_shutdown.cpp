@@ -102,9 +102,11 @@ TEST_F(cli_shutdown, a_job_that_ignores_the_signal_is_killed_after_the_grace_not
   expect_died_by(r.result, SIGINT);
   EXPECT_EQ(count_of(r.log, "got INT"), 2) << r.log;
   EXPECT_GE(took, 400ms);
-  for (const auto& line : lines_of(r.joblog))
-    if (line.find("cancelled") != std::string::npos)
+  for (const auto& line : lines_of(r.joblog)) {
+    if (line.find("cancelled") != std::string::npos) {
       EXPECT_NE(line.find("\t9\t"), std::string::npos) << line;
+    }
+  }
 }
 
 TEST_F(cli_shutdown, a_second_signal_kills_at_once) {
