@@ -335,7 +335,7 @@ task<detail::maybe_t<T>> move_on_at(time_point t, task<T> body) {
 // move_on_at(now() + d): the deadline is taken when move_on_after is called.
 template <class T>
 task<detail::maybe_t<T>> move_on_after(duration d, task<T> body) {
-  return move_on_at(now() + d, std::move(body));
+  return move_on_at(add_saturating(now(), d), std::move(body));
 }
 
 // Runs `body` with a deadline at `t`; throws timeout_error when *this*
@@ -352,7 +352,7 @@ task<T> fail_at(time_point t, task<T> body) {
 // fail_at(now() + d): the deadline is taken when fail_after is called.
 template <class T>
 task<T> fail_after(duration d, task<T> body) {
-  return fail_at(now() + d, std::move(body));
+  return fail_at(add_saturating(now(), d), std::move(body));
 }
 
 // The timeouts for any other awaitable (an rvalue: shield(t), to_thread(fn),

@@ -170,6 +170,14 @@ inline time_point now() noexcept {
   return event_loop::current()->now();
 }
 
+// t + d, saturating at time_point::max() (and at min() for a negative d):
+// "wait forever" spelt duration::max() must not overflow into the past.
+inline time_point add_saturating(time_point t, duration d) noexcept {
+  if (d > duration::zero() && t > time_point::max() - d) return time_point::max();
+  if (d < duration::zero() && t < time_point::min() - d) return time_point::min();
+  return t + d;
+}
+
 struct event_loop::root_record final : detail::frame_parent {
   bool done = false;
   std::coroutine_handle<> child_ended() noexcept override {

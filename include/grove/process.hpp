@@ -80,7 +80,12 @@ struct process_state;
 // Tracked by a pidfd, waited for through the loop: no SIGCHLD handler, and
 // no PID-reuse race (the pid is never signalled after it was reaped). The
 // process must not be reaped by anyone else: a SIGCHLD handler of the
-// program's own that calls waitpid(-1) breaks it.
+// program's own that calls waitpid(-1) breaks it. Waits need a real-clock
+// loop (a virtual clock would jump over the child's run time).
+//
+// A child in its own process group does not own the terminal: if it reads
+// an inherited terminal stdin it is stopped (SIGTTIN). Give it stdio::null
+// or a pipe, or new_process_group = false.
 class process {
  public:
   // Starts the child with posix_spawn: default signal dispositions, an empty
@@ -89,7 +94,9 @@ class process {
   // told otherwise. Does not suspend; blocks only for the spawn syscall.
   // Throws std::invalid_argument for an empty argv, and std::system_error
   // with the errno (ENOENT, EACCES, ...) when the program cannot be started:
-  // nothing is left behind then.
+  // nothing is left behind then. SIGCHLD ignored (SIG_IGN, inherited from
+  // a supervisor) is put back to SIG_DFL, or the kernel would reap the child
+  // before grove; SA_NOCLDWAIT set by the program throws std::logic_error.
   static process spawn(process_options options);
 
   process() noexcept;
@@ -118,11 +125,13 @@ class process {
   void set_terminate_signal(int signo);
 
   // Suspends until the child exits, reaps it and gives its status (at once
-  // if it was reaped already). One wait at a time: a second concurrent wait
-  // throws std::logic_error.
+  // if it was reaped already). Several tasks may wait at once (a supervisor
+  // waits while a controller terminates); each gets the status. Throws
+  // std::logic_error on a virtual-clock loop.
   //
   // Cancelling it runs the terminate sequence: terminate_signal to the
-  // group; after kill_grace, SIGKILL to the group in stop-and-kill rounds
+  // group, then SIGCONT (a stopped child would keep the signal pending);
+  // after kill_grace, SIGKILL to the group in stop-and-kill rounds
   // (so a process forking meanwhile cannot escape); the child is reaped, and
   // anything left in its group is SIGKILLed, before the cancellation
   // completes. The sequence is shielded: a further graceful cancellation
@@ -133,7 +142,9 @@ class process {
 
   // Runs the terminate sequence now with `grace` instead of kill_grace and
   // gives the status (the child's, if it exited before the signal got
-  // there). Cancelling it changes nothing but a forced shutdown's SIGKILL.
+  // there). During a sequence that runs already, a shorter grace brings the
+  // SIGKILL forward. Cancelling it changes nothing but a forced shutdown's
+  // SIGKILL.
   task<exit_status> terminate(duration grace);
 
   // The status, once the child is reaped.

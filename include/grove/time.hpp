@@ -37,7 +37,8 @@ class sleep_awaiter {
   void await_suspend(std::coroutine_handle<> h) {
     event_loop* loop = event_loop::current();
     time_point deadline = timer_.deadline;
-    if constexpr (Relative) deadline = loop->now() + timer_.deadline.time_since_epoch();
+    if constexpr (Relative)
+      deadline = add_saturating(loop->now(), timer_.deadline.time_since_epoch());
     timer_.fire.target = h;
     loop->add_timer(timer_, deadline);
   }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <grove/detail/cancel_node.hpp>
@@ -74,10 +75,11 @@ struct process_state {
   struct watch : fd_watch {
     process_state* self = nullptr;
   } watch_;
-  event_loop* watch_loop = nullptr;
+  event_loop* watch_loop = nullptr;  // while an exit_awaiter is suspended
+  event_loop* timer_loop = nullptr;  // while kill_timer is armed
   timer_node kill_timer;
   proxy_frame kill_proxy;
-  exit_awaiter* waiter = nullptr;
+  intrusive_list<exit_awaiter> waiters;  // a supervisor's wait, a controller's terminate
 
   process_state() noexcept {
     watch_.self = this;
@@ -100,10 +102,14 @@ struct process_state {
       pidfd_send_signal(pidfd, signo);
   }
 
+  void disarm() noexcept {
+    kill_timer.fire.unlink();
+    if (kill_timer.armed()) timer_loop->remove_timer(kill_timer);  // armed: its loop runs
+  }
+
   void kill_hard() noexcept {
     phase_ = phase::killing;
-    kill_timer.fire.unlink();
-    if (kill_timer.armed()) watch_loop->remove_timer(kill_timer);
+    disarm();
     if (!group) return signal(SIGKILL);
     for (int i = 0; i < kill_rounds; ++i) {
       signal(SIGSTOP);
@@ -111,15 +117,30 @@ struct process_state {
     }
   }
 
+  // The terminate sequence's first step, or a shorter grace for one that
+  // runs. SIGCONT follows the signal: a stopped child (SIGTSTP, or SIGTTIN
+  // from reading a terminal it does not own) would otherwise keep the signal
+  // pending until SIGKILL.
   void begin_terminate(duration grace) noexcept {
-    if (done() || phase_ != phase::running) return;
+    if (done() || phase_ == phase::killing) return;
     if (grace <= duration::zero() || loop_forced()) return kill_hard();
+    event_loop* loop = event_loop::current();
+    time_point deadline = add_saturating(loop->now(), grace);
+    if (phase_ == phase::terminating) {
+      if (kill_timer.armed() && deadline < kill_timer.deadline) arm(loop, deadline);
+      return;
+    }
     phase_ = phase::terminating;
     signal(terminate_signal);
-    if (grace == duration::max()) return;
-    watch_loop = event_loop::current();
+    if (terminate_signal != SIGCONT) signal(SIGCONT);
+    if (grace != duration::max()) arm(loop, deadline);
+  }
+
+  void arm(event_loop* loop, time_point deadline) noexcept {
+    disarm();
     try {
-      watch_loop->add_timer(kill_timer, watch_loop->now() + grace);
+      timer_loop = loop;
+      loop->add_timer(kill_timer, deadline);
     } catch (...) {
       kill_hard();  // no timer, no grace
     }
@@ -134,8 +155,9 @@ struct process_state {
     if (phase_ == phase::terminating) kill_hard();
   }
 
+  // Registered only while an exit_awaiter is suspended (it unregisters when
+  // it goes), so no registration outlives its loop.
   void start_watching() {
-    if (watch_.fd >= 0) return;
     watch_loop = event_loop::current();
     watch_.fd = pidfd;
     watch_.events = EPOLLIN;
@@ -174,8 +196,7 @@ struct process_state {
       status = exit_status::from_siginfo(info.si_code, info.si_status);
     }
     stop_watching();
-    if (kill_timer.armed()) watch_loop->remove_timer(kill_timer);
-    kill_timer.fire.unlink();
+    disarm();
     ::close(std::exchange(pidfd, -1));
     return true;
   }
@@ -185,15 +206,16 @@ struct process_state {
 
 // co_await: the child's end, reaped. See process::wait() for what
 // cancellation does.
-class exit_awaiter {
+class exit_awaiter : public list_hook {
  public:
   explicit exit_awaiter(process_state& s) noexcept : s_(&s) {}
   exit_awaiter(const exit_awaiter&) = delete;
   exit_awaiter& operator=(const exit_awaiter&) = delete;
   ~exit_awaiter() {
-    if (s_->waiter != this) return;
-    s_->waiter = nullptr;
     resume_.unlink();
+    if (!linked()) return;
+    unlink();
+    if (s_->waiters.empty()) s_->stop_watching();
   }
 
   // Already cancelled: run the sequence and wait for the reap all the same,
@@ -209,11 +231,13 @@ class exit_awaiter {
   // The pidfd is level-triggered: a child that has exited already is seen
   // at the loop's next poll.
   void await_suspend(std::coroutine_handle<> h) {
-    if (s_->waiter)
-      throw std::logic_error("grove: process::wait: the process is already waited for");
-    s_->start_watching();
+    if (s_->waiters.empty()) s_->start_watching();
     resume_.target = h;
-    s_->waiter = this;
+    s_->waiters.push_back(*this);
+    // A grace period whose loop has ended since: it is over.
+    if (s_->phase_ == process_state::phase::terminating && !s_->kill_timer.armed() &&
+        s_->timer_loop)
+      s_->kill_hard();
   }
 
   // Never synchronous: the child must be reaped first. Once the resumption
@@ -252,10 +276,12 @@ class exit_awaiter {
 
 void process_state::on_readable(fd_watch* w, std::uint32_t) noexcept {
   process_state& s = *static_cast<watch*>(w)->self;
-  if (s.try_reap(false) && s.waiter) s.waiter->on_reaped();
+  if (!s.try_reap(false)) return;
+  while (exit_awaiter* a = s.waiters.pop_front()) a->on_reaped();
 }
 
 process_state::~process_state() {
+  assert(waiters.empty() && "grove::process destroyed while a wait() on it is suspended");
   if (pidfd < 0) return;
   kill_hard();
   try_reap(true);
@@ -373,10 +399,27 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   return out;
 }
 
+// With SIGCHLD ignored, or SA_NOCLDWAIT, the kernel reaps children itself:
+// grove's waitid would fail, and its group signals could reach a reused pid.
+// An inherited SIG_IGN (some supervisors leave it) is put back to SIG_DFL,
+// which also discards SIGCHLD; a program's own SA_NOCLDWAIT is refused.
+void claim_sigchld() {
+  struct sigaction sa{};
+  ::sigaction(SIGCHLD, nullptr, &sa);
+  if (sa.sa_flags & SA_NOCLDWAIT)
+    throw std::logic_error(
+        "grove: process::spawn: SIGCHLD has SA_NOCLDWAIT: the kernel would reap the child first");
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) {
+    sa.sa_handler = SIG_DFL;
+    ::sigaction(SIGCHLD, &sa, nullptr);
+  }
+}
+
 }  // namespace
 
 process process::spawn(process_options o) {
   if (o.argv.empty()) throw std::invalid_argument("grove: process::spawn: argv is empty");
+  claim_sigchld();
   if (o.terminate_signal <= 0 || o.terminate_signal >= NSIG)
     throw std::invalid_argument("grove: process::spawn: terminate_signal is not a signal");
   auto s = std::make_unique<detail::process_state>();
@@ -461,14 +504,25 @@ std::optional<exit_status> process::status() const noexcept {
 }
 
 namespace {
+
+// A virtual clock would jump over the child's run time and its kill_grace.
+void check_wait() {
+  if (event_loop::current()->is_virtual())
+    throw std::logic_error(
+        "grove: waiting for a process needs a real-clock loop, not a virtual one");
+}
+
 task<exit_status> await_exit(detail::process_state& s) {
+  check_wait();
   co_return co_await detail::exit_awaiter(s);
 }
 
 task<exit_status> terminate_and_wait(detail::process_state& s, duration grace) {
+  check_wait();
   s.begin_terminate(grace);
   co_return co_await detail::exit_awaiter(s);
 }
+
 }  // namespace
 
 // always_start: a cancelled caller still gets its child terminated and reaped.

@@ -68,7 +68,7 @@ task<completed_process> run_process(std::vector<std::string> argv, run_process_o
   co_await with_task_group([&](task_group& g) -> task<void> {
     g.spawn([&]() -> task<void> { co_await drain.run(pump(p, o, r)); });
     r.status = co_await p.wait();
-    drain.set_deadline(now() + o.drain_timeout);
+    drain.set_deadline(add_saturating(now(), o.drain_timeout));
   });
   if (o.check && !r.status.ok()) throw process_error(std::move(argv), std::move(r));
   co_return r;

@@ -163,8 +163,8 @@ void signal_bridge::enter_stage(int stage, int signo) noexcept {
       duration grace = options_->grace;
       if (grace <= duration::zero())
         loop_->add_timer(grace_timer_, now);
-      else if (grace < time_point::max() - now)
-        loop_->add_timer(grace_timer_, now + grace);
+      else if (grace != duration::max())
+        loop_->add_timer(grace_timer_, add_saturating(now, grace));
       loop_->cancel_root();
       break;
     }

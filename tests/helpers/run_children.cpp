@@ -2,12 +2,14 @@
 // tests/process/test_process_under_run.cpp to signal and watch.
 //
 //   run_children --mark NAME=VALUE [--children N] [--ignore-term]
-//                [--kill-grace-ms N] [--grace-ms N] [--debounce-ms N]
+//                [--kill-grace-ms N] [--grace-ms N] [--debounce-ms N] [--log FILE]
 //
 // Starts N shells (default 3), each with two background `sleep 1000`
 // grandchildren, all carrying NAME=VALUE in their environment (the test
 // finds leftovers by it). With --ignore-term the shells and their children
-// ignore SIGTERM. Each shell prints "started" once its grandchildren are
+// ignore SIGTERM; otherwise, with --log, each shell appends "terminated" to
+// FILE from its SIGTERM handler (so a test can tell a graceful stop from a
+// SIGKILL). Each shell prints "started" once its grandchildren are
 // forked (on the inherited stdout); the program prints "ready" (flushed) once
 // every wait has begun, and
 // "signal <signo> stage <n>" (flushed) for each counted signal.
@@ -23,7 +25,7 @@
 extern char** environ;
 
 int main(int argc, char** argv) {
-  std::string mark;
+  std::string mark, log;
   int children = 3;
   bool ignore_term = false;
   long kill_grace_ms = 5000;
@@ -37,6 +39,8 @@ int main(int argc, char** argv) {
       children = std::atoi(next());
     else if (a == "--ignore-term")
       ignore_term = true;
+    else if (a == "--log")
+      log = next();
     else if (a == "--kill-grace-ms")
       kill_grace_ms = std::atol(next());
     else if (a == "--grace-ms")
@@ -57,7 +61,9 @@ int main(int argc, char** argv) {
         std::vector<std::string> env;
         for (char** e = environ; *e; ++e) env.emplace_back(*e);
         env.push_back(mark);
-        std::string script = ignore_term ? "trap '' TERM; " : "";
+        std::string script = ignore_term   ? "trap '' TERM; "
+                             : log.empty() ? ""
+                                           : "trap 'echo terminated >> " + log + "; exit 1' TERM; ";
         script += "sleep 1000 & sleep 1000 & echo started; wait";
         std::vector<grove::process> procs;
         for (int i = 0; i < children; ++i) {

@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -35,7 +37,9 @@ class under_run : public ::testing::Test {
 };
 
 TEST_F(under_run, ctrl_c_terminates_every_child_group_and_exits_by_the_signal) {
-  child_process c({helper, "--mark", mark_, "--children", "3"});
+  std::string log = ::testing::TempDir() + "grove_under_run_" + std::to_string(::getpid());
+  ::unlink(log.c_str());
+  child_process c({helper, "--mark", mark_, "--children", "3", "--log", log});
   all_started(c, 3);
   EXPECT_EQ(processes_with(mark_).size(), 9u);  // 3 shells, 6 sleeps
   c.signal_group(SIGINT);                       // as a terminal does: the children get it too
@@ -43,6 +47,10 @@ TEST_F(under_run, ctrl_c_terminates_every_child_group_and_exits_by_the_signal) {
   ASSERT_TRUE(WIFSIGNALED(r.status)) << r.out << r.err;
   EXPECT_EQ(WTERMSIG(r.status), SIGINT);
   EXPECT_TRUE(child_process::has_line(r.out, "signal 2 stage 1")) << r.out;
+  std::ifstream f(log);
+  std::string said((std::istreambuf_iterator<char>(f)), {});
+  ::unlink(log.c_str());
+  EXPECT_EQ(said, "terminated\nterminated\nterminated\n") << "each shell's SIGTERM handler ran";
 }
 
 TEST_F(under_run, a_signal_to_the_program_alone_reaches_its_children_through_the_sequence) {

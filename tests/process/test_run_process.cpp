@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <grove/cancel.hpp>
 #include <grove/process.hpp>
 #include <grove/time.hpp>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -109,17 +111,33 @@ TEST_F(run_process_test, a_grandchild_holding_the_pipe_does_not_hang_it) {
   kill_all_with(mark_);
 }
 
+// The child's SIGTERM handler runs (a graceful stop, not a SIGKILL), and
+// the cancellation completes only after the reap: its grandchild is gone too.
 TEST_F(run_process_test, cancellation_terminates_the_child_and_completes_after_the_reap) {
-  auto o = run_real([this]() -> task<bool> {
+  std::string said = ::testing::TempDir() + "grove_term_" + std::to_string(::getpid());
+  auto o = run_real([&]() -> task<bool> {
     auto opts = marked();
     opts.kill_grace = 30s;
-    std::vector<std::string> argv{"/bin/sh", "-c", "sleep 1000 & sleep 1000; wait"};
+    std::vector<std::string> argv{
+        "/bin/sh", "-c", "trap 'echo handler ran > " + said + "; exit 1' TERM; sleep 1000 & wait"};
     auto r = co_await move_on_after(20ms, run_process(std::move(argv), opts));
     EXPECT_EQ(processes_with(mark_), std::vector<pid_t>{})
         << "alive after the cancellation completed";
     co_return r.has_value();
   }());
   EXPECT_FALSE(o.value());
+  std::ifstream f(said);
+  std::string content((std::istreambuf_iterator<char>(f)), {});
+  ::unlink(said.c_str());
+  EXPECT_EQ(content, "handler ran\n");
+}
+
+TEST_F(run_process_test, an_unbounded_drain_timeout_is_accepted) {
+  auto opts = marked();
+  opts.drain_timeout = duration::max();
+  std::vector<std::string> argv{"/bin/sh", "-c", "echo hi"};
+  auto r = run_real(run_process(std::move(argv), opts));
+  EXPECT_EQ(r.value().out, "hi\n");
 }
 
 }  // namespace

@@ -243,6 +243,27 @@ TEST(spawn, output_is_read_as_it_arrives_before_the_child_exits) {
   EXPECT_EQ(open_fds(), fds);
 }
 
+// With SIGCHLD ignored the kernel would reap children itself; an inherited
+// SIG_IGN is put back to SIG_DFL, a program's own SA_NOCLDWAIT is refused.
+TEST(spawn, an_ignored_sigchld_is_reset_and_sa_nocldwait_is_refused) {
+  struct sigaction ign{}, old{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGCHLD, &ign, &old);
+  ran r = run_sh("exit 3");
+  struct sigaction now{};
+  ::sigaction(SIGCHLD, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);
+  EXPECT_EQ(r.status.code(), 3);
+  struct sigaction nowait{};
+  nowait.sa_handler = SIG_DFL;
+  nowait.sa_flags = SA_NOCLDWAIT;
+  ::sigaction(SIGCHLD, &nowait, nullptr);
+  process_options o;
+  o.argv = {"true"};
+  EXPECT_THROW(process::spawn(o), std::logic_error);
+  ::sigaction(SIGCHLD, &old, nullptr);
+}
+
 TEST(spawn, a_waited_process_reports_its_status_again_without_waiting) {
   auto o = run_real([]() -> task<int> {
     process_options opt;

@@ -206,24 +206,74 @@ TEST_F(terminate_test, a_group_that_keeps_forking_is_killed_to_the_last_process)
   EXPECT_TRUE(o.has_value());
 }
 
-TEST_F(terminate_test, a_second_concurrent_wait_is_a_logic_error) {
-  auto o = run_real([this]() -> task<void> {
-    process p = process::spawn([&] {
-      auto opt = sh("echo ready; read x", 60s);
-      opt.stdin_ = stdio::pipe;
-      return opt;
-    }());
+// A supervisor waits while a controller terminates: both get the status.
+TEST_F(terminate_test, several_tasks_may_wait_and_terminate_at_once) {
+  auto o = run_real([this]() -> task<std::vector<std::string>> {
+    process p = process::spawn(sh("echo ready; exec sleep 1000", 60s));
     EXPECT_EQ(co_await read_line(p.stdout_stream()), "ready");
+    std::vector<std::string> got(3);
     co_await with_task_group([&](task_group& g) -> task<void> {
-      g.spawn([&]() -> task<void> { co_await p.wait(); });
-      co_await checkpoint();  // the first wait is suspended
-      EXPECT_THROW(co_await p.wait(), std::logic_error);
-      p.stdin_stream().close();  // the child reads end of input and exits
+      g.spawn([&]() -> task<void> { got[0] = (co_await p.wait()).describe(); });
+      g.spawn([&]() -> task<void> { got[1] = (co_await p.wait()).describe(); });
+      co_await checkpoint();  // both waits are suspended
+      got[2] = (co_await p.terminate(60s)).describe();
     });
-    EXPECT_TRUE(p.status().has_value());
+    co_return got;
   }());
-  EXPECT_TRUE(o.has_value());
+  EXPECT_EQ(o.value(), std::vector<std::string>(3, "killed by SIGTERM"));
 }
+
+// SIGCONT follows the signal: a stopped child (Ctrl+Z, or SIGTTIN from
+// reading a terminal it does not own) acts on it at once instead of keeping
+// it pending until SIGKILL.
+TEST_F(terminate_test, a_stopped_child_is_terminated_gracefully) {
+  auto o = run_real([this]() -> task<std::pair<std::string, duration>> {
+    process p = process::spawn(sh("echo ready; exec sleep 1000", 60s));
+    EXPECT_EQ(co_await read_line(p.stdout_stream()), "ready");
+    p.send_signal(SIGSTOP);
+    time_point start = now();
+    exit_status st = co_await p.terminate(30s);
+    co_return std::pair{st.describe(), now() - start};
+  }());
+  EXPECT_EQ(o.value().first, "killed by SIGTERM");
+  EXPECT_LT(o.value().second, 20s);
+}
+
+TEST_F(terminate_test, a_shorter_grace_brings_the_sigkill_forward) {
+  auto o = run_real([this]() -> task<std::string> {
+    process p = process::spawn(sh("trap '' TERM; echo ready; exec sleep 1000", 1h));
+    EXPECT_EQ(co_await read_line(p.stdout_stream()), "ready");
+    std::string got;
+    co_await with_task_group([&](task_group& g) -> task<void> {
+      g.spawn([&]() -> task<void> { co_await p.terminate(1h); });
+      co_await checkpoint();  // SIGTERM sent, an hour's grace
+      got = (co_await p.terminate(20ms)).describe();
+    });
+    co_return got;
+  }());
+  EXPECT_EQ(o.value(), "killed by SIGKILL");
+}
+
+TEST_F(terminate_test, a_grace_of_duration_max_or_close_to_it_does_not_overflow) {
+  auto o = run_real([this]() -> task<std::vector<int>> {
+    std::vector<int> got;
+    for (duration grace : {duration::max(), duration::max() - 1ns}) {
+      process p = process::spawn(sh("exec sleep 1000", grace));
+      co_await move_on_after(0ns, p.wait());  // SIGTERM; sleep obeys it
+      got.push_back(p.status().value_or(exit_status{}).signal());
+    }
+    co_return got;
+  }());
+  EXPECT_EQ(o.value(), (std::vector<int>{SIGTERM, SIGTERM}));
+}
+
+TEST_F(terminate_test, waiting_on_a_virtual_loop_is_refused) {
+  process p = process::spawn(sh("exec sleep 1000", 1s));
+  virtual_loop loop;
+  auto o = loop.run(p.wait());
+  ASSERT_TRUE(o.has_error());
+  EXPECT_THROW(std::rethrow_exception(o.error()), std::logic_error);
+}  // ~process kills and reaps the sleep
 
 }  // namespace
 }  // namespace grove::testing

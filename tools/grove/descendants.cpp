@@ -13,7 +13,9 @@
 
 namespace grove::cli {
 
-bool become_subreaper() noexcept { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0; }
+bool become_subreaper() noexcept {
+  return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
+}
 
 std::vector<pid_t> adopted_children(const std::unordered_set<pid_t>& jobs) {
   std::vector<pid_t> found;
@@ -39,7 +41,7 @@ namespace {
 
 // Until each one is reaped; false when `grace` ran out first.
 task<bool> reap_within(std::vector<pid_t> pids, duration grace) {
-  time_point until = now() + grace;
+  time_point until = add_saturating(now(), grace);
   for (;;) {
     std::erase_if(pids, [](pid_t p) {
       int rc;

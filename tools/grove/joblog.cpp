@@ -16,11 +16,16 @@ namespace grove::cli {
 
 const char* to_string(job_state s) noexcept {
   switch (s) {
-    case job_state::ok: return "ok";
-    case job_state::failed: return "failed";
-    case job_state::timeout: return "timeout";
-    case job_state::cancelled: return "cancelled";
-    case job_state::skipped: return "skipped";
+    case job_state::ok:
+      return "ok";
+    case job_state::failed:
+      return "failed";
+    case job_state::timeout:
+      return "timeout";
+    case job_state::cancelled:
+      return "cancelled";
+    case job_state::skipped:
+      return "skipped";
   }
   return "?";
 }
@@ -65,10 +70,14 @@ namespace {
 std::string escape_tsv(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '\t') out += "\\t";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\\') out += "\\\\";
-    else out += c;
+    if (c == '\t')
+      out += "\\t";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\\')
+      out += "\\\\";
+    else
+      out += c;
   }
   return out;
 }
@@ -116,10 +125,12 @@ std::string joblog_line(const job_record& r) {
 }
 
 std::string results_line(const job_record& r) {
-  nlohmann::json j{{"seq", r.seq},          {"input", r.input},   {"command", r.command},
-                   {"state", to_string(r.state)}, {"exit", r.exit_value}, {"signal", r.signal},
-                   {"start", r.start_epoch}, {"runtime", r.runtime}, {"stdout", r.out},
-                   {"stderr", r.err},       {"error", r.error}};
+  nlohmann::json j{{"seq", r.seq},           {"input", r.input},
+                   {"command", r.command},   {"state", to_string(r.state)},
+                   {"exit", r.exit_value},   {"signal", r.signal},
+                   {"start", r.start_epoch}, {"runtime", r.runtime},
+                   {"stdout", r.out},        {"stderr", r.err},
+                   {"error", r.error}};
   // Output need not be UTF-8: invalid bytes are replaced, never a throw.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -131,7 +142,8 @@ std::set<std::pair<std::size_t, std::string>> read_ok_jobs(const std::string& pa
   if (!in) throw std::runtime_error("grove: --resume: cannot read " + path);
   std::string line;
   if (!std::getline(in, line) || line != joblog_header())
-    throw std::runtime_error("grove: --resume: " + path + " is not a grove joblog (its header differs)");
+    throw std::runtime_error("grove: --resume: " + path +
+                             " is not a grove joblog (its header differs)");
   while (std::getline(in, line)) {
     auto cols = split_tabs(line);
     if (cols.size() != 10) continue;  // a line cut short by a crash: not ok

@@ -19,8 +19,8 @@ struct job_record {
   std::string input;
   std::string command;  // as a user would type it
   job_state state = job_state::skipped;
-  double start_epoch = 0;  // seconds since the epoch; 0: never started
-  double runtime = 0;      // seconds
+  double start_epoch = 0;      // seconds since the epoch; 0: never started
+  double runtime = 0;          // seconds
   std::uint64_t received = 0;  // bytes of output
   int exit_value = -1;         // -1: no exit code (never started, or killed)
   int signal = 0;

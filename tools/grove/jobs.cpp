@@ -174,19 +174,23 @@ void account(context& c, job& j, job_state state) {
     print_ready(c);
   else
     print_job(c, j);
-  if (!j.rec.error.empty()) c.con.err("grove: job " + std::to_string(j.rec.seq) + ": " + j.rec.error + "\n");
+  if (!j.rec.error.empty())
+    c.con.err("grove: job " + std::to_string(j.rec.seq) + ": " + j.rec.error + "\n");
   check_halt(c);
 }
 
 job_state state_of(const job& j, grove::job_state how) {
   switch (how) {
-    case grove::job_state::not_started: return job_state::skipped;
+    case grove::job_state::not_started:
+      return job_state::skipped;
     // Stopped by grove (a signal, --halt now); one that still exited 0 did its
     // work, and --resume must not run it again.
     case grove::job_state::cancelled:
       return j.status && j.status->ok() ? job_state::ok : job_state::cancelled;
-    case grove::job_state::completed: return j.started ? job_state::ok : job_state::skipped;
-    case grove::job_state::failed: return j.timed_out ? job_state::timeout : job_state::failed;
+    case grove::job_state::completed:
+      return j.started ? job_state::ok : job_state::skipped;
+    case grove::job_state::failed:
+      return j.timed_out ? job_state::timeout : job_state::failed;
   }
   return job_state::failed;
 }
@@ -214,7 +218,7 @@ struct running_guard {
 // After the wait (or its cancellation), the readers get drain_timeout more.
 struct drain_guard {
   cancel_scope& readers;
-  ~drain_guard() { readers.set_deadline(now() + drain_timeout); }
+  ~drain_guard() { readers.set_deadline(add_saturating(now(), drain_timeout)); }
 };
 
 process_options spawn_options(const context& c, const job& j) {
@@ -307,10 +311,11 @@ std::string summary(const context& c, double secs) {
   char buf[128];
   std::snprintf(buf, sizeof buf, " (%.1f s)", secs);
   std::size_t total = c.jobs.size();
-  std::string s = "grove: " + std::to_string(total) + (total == 1 ? " job: " : " jobs: ") + std::to_string(n[0]) +
-                  " ok, " + c.con.paint(std::to_string(n[1]) + " failed", n[1] ? "\x1b[31m" : "") +
-                  ", " + std::to_string(n[2]) + " timed out, " + std::to_string(n[3]) +
-                  " cancelled, " + std::to_string(n[4]) + " skipped";
+  std::string s = "grove: " + std::to_string(total) + (total == 1 ? " job: " : " jobs: ") +
+                  std::to_string(n[0]) + " ok, " +
+                  c.con.paint(std::to_string(n[1]) + " failed", n[1] ? "\x1b[31m" : "") + ", " +
+                  std::to_string(n[2]) + " timed out, " + std::to_string(n[3]) + " cancelled, " +
+                  std::to_string(n[4]) + " skipped";
   if (c.resumed) s += ", " + std::to_string(c.resumed) + " already ok (--resume)";
   s += buf;
   if (c.shutdown_signal) s += ", interrupted by " + signal_name(c.shutdown_signal);

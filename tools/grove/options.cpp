@@ -144,7 +144,8 @@ std::optional<options> parse(std::vector<std::string> args) {
   std::string timeout, grace, halt, color = "auto";
   bool fail_fast = false;
   app.add_option("-j,--jobs", o.jobs, "jobs to run at once (default: the CPU count)");
-  app.add_option("--timeout", timeout, "a job running longer is stopped (SIGTERM, then SIGKILL after --grace)");
+  app.add_option("--timeout", timeout,
+                 "a job running longer is stopped (SIGTERM, then SIGKILL after --grace)");
   app.add_option("--grace", grace, "from the stop signal to SIGKILL (default 10s)");
   app.add_option("--halt", halt, "never | soon[,fail=N] | now[,fail=N]: stop after N failures");
   app.add_flag("--fail-fast", fail_fast, "the same as --halt now,fail=1");
@@ -183,7 +184,7 @@ std::optional<options> parse(std::vector<std::string> args) {
   if (!grace.empty()) o.grace = parse_duration(grace, "--grace");
   if (!halt.empty()) o.halt = parse_halt(halt);
   if (fail_fast) o.halt = {halt_policy::when::now, 1};
-  o.color = color == "always" ? color_mode::always
+  o.color = color == "always"  ? color_mode::always
             : color == "never" ? color_mode::never
                                : color_mode::automatic;
   o.inputs = load_inputs(src);

@@ -26,10 +26,10 @@ struct halt_policy {
 enum class color_mode { automatic, always, never };
 
 struct options {
-  std::string command;               // the template's words, joined with spaces
-  std::vector<std::string> inputs;   // one job per entry, in order
+  std::string command;              // the template's words, joined with spaces
+  std::vector<std::string> inputs;  // one job per entry, in order
   int jobs = 1;
-  std::optional<duration> timeout;   // per job
+  std::optional<duration> timeout;  // per job
   duration grace = std::chrono::seconds(10);
   halt_policy halt;
   bool dry_run = false;
