@@ -61,6 +61,7 @@ struct context {
   cancel_scope halt_scope;
   bool halting = false;  // --halt soon: no new job starts
   int shutdown_signal = 0;
+  bool subreaper = false;
   std::size_t next_to_print = 0;  // --keep-order
   std::size_t done = 0, failed = 0, resumed = 0;
   time_point t0{};
@@ -89,15 +90,30 @@ std::string tagged(const std::string& text, const std::string& tag) {
     out += tag + "\t" + text.substr(at, end - at);
     at = end;
   }
+  if (!out.empty() && out.back() != '\n') out += '\n';  // the next tag starts a line
   return out;
 }
 
 // --- output ----------------------------------------------------------------
 
-void print_job(context& c, const job& j) {
-  if (c.opt.line_buffer && !c.opt.keep_order) return;  // already streamed
-  c.con.out(c.opt.tag ? tagged(j.rec.out, j.rec.input) : j.rec.out);
-  c.con.err(c.opt.tag ? tagged(j.rec.err, j.rec.input) : j.rec.err);
+bool live_output(const context& c) {
+  return c.opt.line_buffer && !c.opt.keep_order;
+}
+
+// Prints what the job wrote (streamed already with --line-buffer, except an
+// unfinished last line), then frees it: memory follows -j, not the run.
+void print_job(context& c, job& j) {
+  if (live_output(c)) {
+    for (std::string* rest : {&j.partial_out, &j.partial_err}) {
+      std::string text = c.opt.tag ? tagged(*rest, j.rec.input) : *rest;
+      rest == &j.partial_out ? c.con.out(text) : c.con.err(text);
+    }
+  } else {
+    c.con.out(c.opt.tag ? tagged(j.rec.out, j.rec.input) : j.rec.out);
+    c.con.err(c.opt.tag ? tagged(j.rec.err, j.rec.input) : j.rec.err);
+  }
+  for (std::string* s : {&j.rec.out, &j.rec.err, &j.partial_out, &j.partial_err})
+    std::string().swap(*s);
 }
 
 void print_ready(context& c) {
@@ -107,11 +123,13 @@ void print_ready(context& c) {
 }
 
 // --line-buffer: complete lines go out as they arrive; the rest at the end.
+// Only the new chunk is searched: a long line without a newline stays linear.
 void stream_lines(context& c, job& j, bool to_err, std::string_view chunk, bool at_end) {
   std::string& partial = to_err ? j.partial_err : j.partial_out;
+  std::size_t before = partial.size();
   partial.append(chunk);
-  std::size_t last_nl = partial.rfind('\n');
-  std::size_t cut = at_end ? partial.size() : last_nl == std::string::npos ? 0 : last_nl + 1;
+  std::size_t nl = chunk.rfind('\n');
+  std::size_t cut = at_end ? partial.size() : nl == std::string_view::npos ? 0 : before + nl + 1;
   if (cut == 0) return;
   std::string lines = partial.substr(0, cut);
   partial.erase(0, cut);
@@ -121,7 +139,7 @@ void stream_lines(context& c, job& j, bool to_err, std::string_view chunk, bool 
 
 task<void> pump(context& c, job& j, stream& from, bool is_err) {
   std::array<std::byte, 16384> buf;
-  bool live = c.opt.line_buffer && !c.opt.keep_order;
+  bool live = live_output(c);
   bool keep = !live || !c.opt.results.empty();  // the results file wants it all
   for (;;) {
     std::size_t n = co_await from.read_some(buf);
@@ -209,17 +227,43 @@ struct running_guard {
   }
   ~running_guard() {
     j.status = p.status();
-    j.rec.runtime = std::chrono::duration<double>(now() - j.began).count();
     std::erase(c.running, &p);
     c.job_pids.erase(p.pid());
   }
 };
 
-// After the wait (or its cancellation), the readers get drain_timeout more.
+// After the wait (or its cancellation: after the reap), the readers get
+// drain_timeout more. The job's runtime is start to reap.
 struct drain_guard {
+  job& j;
   cancel_scope& readers;
-  ~drain_guard() { readers.set_deadline(add_saturating(now(), drain_timeout)); }
+  ~drain_guard() {
+    j.rec.runtime = std::chrono::duration<double>(now() - j.began).count();
+    readers.set_deadline(add_saturating(now(), drain_timeout));
+  }
 };
+
+// A job stopped by grove (a shutdown signal, --halt now) is accounted as its
+// frame unwinds, after the reap and the drain: its line reaches the joblog
+// then, not when the whole run ends (run_tasks reports cancelled jobs last).
+struct account_on_unwind {
+  context& c;
+  job& j;
+  bool ended = false;  // ended normally: run_tasks' on_job_done accounts for it
+  ~account_on_unwind() {
+    if (!ended) account(c, j, j.status && j.status->ok() ? job_state::ok : job_state::cancelled);
+  }
+};
+
+// A shutdown signal may be pending while the loop was busy (a blocking
+// write to a full stdout): no job starts then.
+bool shutdown_pending() {
+  sigset_t pending;
+  if (::sigpending(&pending) != 0) return false;
+  for (int s : {SIGINT, SIGTERM, SIGHUP})
+    if (sigismember(&pending, s) == 1) return true;
+  return false;
+}
 
 process_options spawn_options(const context& c, const job& j) {
   process_options o;
@@ -233,7 +277,8 @@ process_options spawn_options(const context& c, const job& j) {
 }
 
 task<void> run_one(context& c, job& j) {
-  if (c.halting || c.shutdown_signal) co_return;  // never started: skipped
+  if (c.halting || c.shutdown_signal || shutdown_pending()) co_return;  // skipped
+  account_on_unwind unwinding{c, j};
   j.started = true;
   j.began = now();
   j.rec.start_epoch = wall_now();
@@ -243,13 +288,14 @@ task<void> run_one(context& c, job& j) {
   } catch (const std::system_error& e) {
     std::string what = e.what();
     j.rec.error = what.starts_with("grove: ") ? what.substr(7) : what;
+    unwinding.ended = true;
     throw job_failed{};
   }
   running_guard guard(c, j, p);
   cancel_scope readers;
   readers.set_shield(true);  // a stopped job's last words are still read
   co_await with_task_group([&](task_group& g) -> task<void> {
-    drain_guard drain{readers};
+    drain_guard drain{j, readers};
     g.spawn([&]() -> task<void> {
       co_await readers.run(with_task_group([&](task_group& r) -> task<void> {
         r.spawn(pump, std::ref(c), std::ref(j), std::ref(p.stdout_stream()), false);
@@ -260,9 +306,10 @@ task<void> run_one(context& c, job& j) {
     if (!c.opt.timeout) {
       co_await p.wait();
     } else if (!co_await move_on_after(*c.opt.timeout, p.wait())) {
-      j.timed_out = true;
+      j.timed_out = !p.status() || !p.status()->ok();  // exited 0 as time ran out: ok
     }
   });
+  unwinding.ended = true;
   if (j.timed_out || !p.status() || !p.status()->ok()) throw job_failed{};
 }
 
@@ -294,7 +341,8 @@ task<void> show_status(context& c, std::size_t total) {
   }
 }
 
-// As PID 1, every orphan of the namespace is grove's: reap them as they die.
+// As a subreaper (or PID 1), orphans become grove's: reap them as they die,
+// or their zombies would pile up for the whole run.
 task<void> reap_orphans(context& c) {
   for (;;) {
     reap_exited(adopted_children(c.job_pids));
@@ -340,7 +388,7 @@ task<int> main_task(context& c) {
   std::size_t total = work.size();
   co_await settle(with_task_group([&](task_group& g) -> task<void> {
     if (c.con.status_enabled()) g.spawn(show_status, std::ref(c), total);
-    if (::getpid() == 1) g.spawn(reap_orphans, std::ref(c));
+    if (c.subreaper) g.spawn(reap_orphans, std::ref(c));
     co_await c.halt_scope.run(run_tasks(std::move(work), c.opt.jobs, std::move(rto)));
     g.cancel();
   }));
@@ -416,7 +464,7 @@ int run_jobs(const options& o) {
     std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }
-  become_subreaper();
+  c->subreaper = become_subreaper() || ::getpid() == 1;
   run_options ro;
   ro.signals = {SIGINT, SIGTERM, SIGHUP};
   ro.grace = duration::max();  // each job's --grace bounds the stop; a second signal forces

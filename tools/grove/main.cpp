@@ -3,6 +3,7 @@
 //   options.*      the command line          command.*   templates -> argv
 //   joblog.*       joblog, results, resume   console.*   output, status line
 //   descendants.*  subreaper / PID 1 sweep   jobs.*      running the jobs
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,7 +14,16 @@
 #include "jobs.hpp"
 #include "options.hpp"
 
+// Started with 0, 1 or 2 closed, the next open() would take its number, and
+// job output or the joblog would land in the wrong file: hold them open.
+void hold_stdio_open() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0 && ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) < 0)
+      std::exit(2);
+}
+
 int main(int argc, char** argv) {
+  hold_stdio_open();
   std::optional<grove::cli::options> opts;
   try {
     opts = grove::cli::parse(std::vector<std::string>(argv + 1, argv + argc));

@@ -58,7 +58,10 @@ std::vector<std::string> read_lines(std::istream& in) {
 std::vector<std::string> read_file_lines(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw usage_error("grove: cannot read " + path + ": " + std::strerror(errno));
-  return read_lines(in);
+  auto lines = read_lines(in);
+  if (in.bad() || (lines.empty() && !in.eof()))  // a directory opens, then fails to read
+    throw usage_error("grove: cannot read " + path + ": " + std::strerror(errno ? errno : EIO));
+  return lines;
 }
 
 // What follows the first ::: or ::::, split off before CLI11 sees the rest.
@@ -108,7 +111,7 @@ duration parse_duration(const std::string& text, const std::string& what) {
   if (!std::regex_match(text, m, form))
     throw usage_error("grove: " + what + ": '" + text +
                       "' is not a duration (500ms, 3s, 2m, 1h, or seconds)");
-  double count = std::stod(m[1].str());
+  double count = std::strtod(m[1].str().c_str(), nullptr);  // inf when huge: refused below
   auto d = std::chrono::duration<double, std::nano>(unit_of(m[3].str())) * count;
   if (d > std::chrono::duration<double, std::nano>(std::chrono::hours(24 * 365 * 100)))
     throw usage_error("grove: " + what + ": '" + text + "' is too long");
@@ -116,9 +119,10 @@ duration parse_duration(const std::string& text, const std::string& what) {
 }
 
 halt_policy parse_halt(const std::string& text) {
-  static const std::regex form(R"(^(never|now|soon)?(,?fail=([0-9]+))?$)");
+  static const std::regex form(R"(^(never|now|soon)?((^|,)fail=([0-9]+))?$)");
   std::smatch m;
-  if (text.empty() || !std::regex_match(text, m, form) || (m[1].str() == "never" && m[2].matched))
+  if (text.empty() || text[0] == ',' || !std::regex_match(text, m, form) ||
+      (m[1].str() == "never" && m[2].matched))
     throw usage_error("grove: --halt: '" + text +
                       "' is not never, now, soon, now,fail=N or soon,fail=N");
   halt_policy h;
@@ -126,7 +130,8 @@ halt_policy parse_halt(const std::string& text) {
   h.mode = when == "never" ? halt_policy::when::never
            : when == "now" ? halt_policy::when::now
                            : halt_policy::when::soon;
-  if (m[3].matched) h.failures = std::stoi(m[3].str());
+  if (m[4].matched)
+    h.failures = static_cast<int>(std::min(std::strtol(m[4].str().c_str(), nullptr, 10), 1000000L));
   if (h.failures < 1) throw usage_error("grove: --halt: fail=N needs N >= 1");
   return h;
 }
@@ -181,6 +186,8 @@ std::optional<options> parse(std::vector<std::string> args) {
   if (o.jobs < 1) throw usage_error("grove: -j/--jobs must be at least 1");
   for (const auto& w : words) o.command += (o.command.empty() ? "" : " ") + w;
   if (!timeout.empty()) o.timeout = parse_duration(timeout, "--timeout");
+  if (o.timeout && *o.timeout <= duration::zero())
+    throw usage_error("grove: --timeout must be more than 0");
   if (!grace.empty()) o.grace = parse_duration(grace, "--grace");
   if (!halt.empty()) o.halt = parse_halt(halt);
   if (fail_fast) o.halt = {halt_policy::when::now, 1};
