@@ -38,7 +38,21 @@ inline std::string marker(const std::string& tag) {
   return "GROVE_TEST_MARKER=" + tag + "-" + std::to_string(::getpid());
 }
 
-// Live processes (zombies excluded) whose environment holds `entry`.
+// SIGKILL is pending: the process is on its way out (exiting takes the
+// kernel a moment, and a killed grandchild is reaped by its new parent, not
+// by the test). It cannot run another instruction of its own.
+inline bool dying(const std::string& proc_dir) {
+  std::ifstream status(proc_dir + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("SigPnd:", 0) != 0 && line.rfind("ShdPnd:", 0) != 0) continue;
+    unsigned long long mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+    if (mask & (1ULL << (SIGKILL - 1))) return true;
+  }
+  return false;
+}
+
+// Live processes (zombies and processes with SIGKILL pending excluded) whose
+// environment holds `entry`.
 inline std::vector<pid_t> processes_with(const std::string& entry) {
   std::vector<pid_t> found;
   DIR* d = ::opendir("/proc");
@@ -54,6 +68,7 @@ inline std::vector<pid_t> processes_with(const std::string& entry) {
     if (close_paren == std::string::npos || close_paren + 2 >= stat_line.size() ||
         stat_line[close_paren + 2] == 'Z')
       continue;
+    if (dying(base)) continue;
     std::ifstream env(base + "/environ");
     std::string all((std::istreambuf_iterator<char>(env)), {});
     std::size_t at = 0;
