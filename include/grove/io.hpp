@@ -3,6 +3,8 @@
 // explains the model and the partial-I/O contract.
 #pragma once
 
+#include <sys/types.h>
+
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -143,7 +145,10 @@ class stream {
   stream& operator=(stream&&) noexcept = default;
 
   // Reads what is there, up to buf.size() bytes (at least one, unless buf is
-  // empty); 0 at end of stream. Suspends only when nothing is there.
+  // empty); 0 at end of stream. Suspends only when nothing is there: the
+  // read said EAGAIN, or (TCP) the last read came back short and the loop
+  // has seen no readiness edge since, which proves the socket empty without
+  // a syscall (docs/io.md).
   task<std::size_t> read_some(std::span<std::byte> buf);
   // Writes what fits, at least one byte (unless buf is empty).
   task<std::size_t> write_some(std::span<const std::byte> buf);
@@ -164,10 +169,17 @@ class stream {
 
  private:
   void check() const;
+  // One syscall (retried on EINTR): the bytes moved (0: end of stream), or
+  // -1 for EAGAIN. Other errors throw.
+  ssize_t read_once(std::span<std::byte> buf);
   ssize_t write_once(std::span<const std::byte> buf);
+  // A TCP read came back short and no edge came since: reading would say
+  // EAGAIN (the drained hint, see io.cpp).
+  bool drained() const noexcept;
 
   unique_fd fd_;
   bool socket_ = false;
+  bool tcp_ = false;
   bool broken_ = false;
 };
 

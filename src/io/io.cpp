@@ -1,10 +1,10 @@
 // grove::io: descriptor registrations, readiness waits and streams
 // (include/grove/io.hpp, docs/io.md).
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,13 +25,25 @@ struct fd_state : fd_watch {
   event_loop* loop = nullptr;
   bool readable = false;
   bool writable = false;
+  // The drained hint (stream::read_some on TCP): a read came back short and
+  // no read edge has been seen since, so the socket holds nothing to read
+  // and the next read would say EAGAIN. Set by the stream, cleared by every
+  // read edge.
+  bool drained = false;
+  // Off for good once an edge reported the end of the stream, an error or
+  // urgent data: a short read then no longer proves that nothing is left
+  // (the FIN, the error or the data past the urgent mark is still to be
+  // read, and its edge was already seen).
+  bool no_drained_hint = false;
   wait_list<io_waiter> readers;
   wait_list<io_waiter> writers;
 
   static void on_ready(fd_watch* w, std::uint32_t events) noexcept {
     auto* s = static_cast<fd_state*>(w);
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0) s->no_drained_hint = true;
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
       s->readable = true;
+      s->drained = false;
       wake_all(s->readers, io_waiter::state::woken);
     }
     if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
@@ -88,7 +100,8 @@ fd_state& registration(int fd) {
   std::call_once(hooked, [] { event_loop::set_destroy_hook(&forget_loop); });
   auto* s = new fd_state;
   s->fd = fd;
-  s->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  // EPOLLPRI: urgent data turns the drained hint off (fd_state).
+  s->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   s->on_event = &fd_state::on_ready;
   s->loop = loop;
   try {
@@ -99,6 +112,16 @@ fd_state& registration(int fd) {
   }
   by_fd[i] = s;
   return *s;
+}
+
+// The registration of `fd` on the running loop, if it has one (never
+// creates one, never throws).
+fd_state* find_registration(int fd) noexcept {
+  auto& by_fd = registrations();
+  auto i = static_cast<std::size_t>(fd);
+  if (fd < 0 || i >= by_fd.size()) return nullptr;
+  fd_state* s = by_fd[i];
+  return s != nullptr && s->loop == event_loop::current() ? s : nullptr;
 }
 
 // Before the descriptor is closed: its waiters resume with EBADF, and it
@@ -191,8 +214,15 @@ stream::stream(unique_fd fd) : fd_(std::move(fd)) {
   if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
     detail::throw_os_error(errno, "stream: fcntl(O_NONBLOCK)");
   ::fcntl(fd_.get(), F_SETFD, FD_CLOEXEC);
-  struct stat st{};
-  socket_ = ::fstat(fd_.get(), &st) == 0 && S_ISSOCK(st.st_mode);
+  int type = 0;
+  socklen_t len = sizeof type;
+  socket_ = ::getsockopt(fd_.get(), SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+  if (socket_ && type == SOCK_STREAM) {
+    int protocol = 0;
+    len = sizeof protocol;
+    tcp_ = ::getsockopt(fd_.get(), SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 &&
+           protocol == IPPROTO_TCP;
+  }
   if (!socket_) detail::ignore_sigpipe_once();
 }
 
@@ -201,19 +231,61 @@ void stream::check() const {
   if (!fd_) detail::throw_os_error(EBADF, "stream is closed");
 }
 
-ssize_t stream::write_once(std::span<const std::byte> buf) {
-  if (socket_) return ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
-  return ::write(fd_.get(), buf.data(), buf.size());
+// The drained hint (docs/io.md, "A short TCP read counts as EAGAIN"). On a
+// TCP socket, a read that fills less than its buffer has emptied the receive
+// queue: the next read would say EAGAIN, so read_some waits for the next edge
+// first instead. Sound with edge-triggered epoll: whatever arrives after the
+// short read raises a new edge (which clears the hint). What a TCP read can
+// stop short at while more is queued (the end of the stream, an error, an
+// urgent mark) and that came before the loop's last look was reported by that
+// look, which turned the hint off for the descriptor (fd_state). Only TCP: a
+// Unix socket stops a read at a message that carried descriptors, and a
+// packet-mode pipe at each packet, so a short read there proves nothing.
+bool stream::drained() const noexcept {
+  if (!tcp_) return false;
+  detail::fd_state* s = detail::find_registration(fd_.get());
+  return s != nullptr && s->drained;
 }
 
+[[gnu::always_inline]] inline ssize_t stream::read_once(std::span<std::byte> buf) {
+  for (;;) {
+    ssize_t n = socket_ ? ::recv(fd_.get(), buf.data(), buf.size(), 0)
+                        : ::read(fd_.get(), buf.data(), buf.size());
+    if (n >= 0) {
+      if (tcp_ && n > 0 && static_cast<std::size_t>(n) < buf.size()) {
+        detail::fd_state* s = detail::find_registration(fd_.get());
+        if (s != nullptr && !s->no_drained_hint) s->drained = true;
+      }
+      return n;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "read");
+    return -1;
+  }
+}
+
+[[gnu::always_inline]] inline ssize_t stream::write_once(std::span<const std::byte> buf) {
+  for (;;) {
+    ssize_t n = socket_ ? ::send(fd_.get(), buf.data(), buf.size(), MSG_NOSIGNAL)
+                        : ::write(fd_.get(), buf.data(), buf.size());
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "write");
+    return -1;
+  }
+}
+
+// Each waits only after the syscall said EAGAIN (or, reading TCP, when the
+// drained hint says it would): a cancellation wins only there, before any
+// byte of this call moved.
 task<std::size_t> stream::read_some(std::span<std::byte> buf) {
   check();
   if (buf.empty()) co_return 0;
   for (;;) {
-    ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
-    if (n >= 0) co_return static_cast<std::size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "read");
+    if (!drained()) {
+      ssize_t n = read_once(buf);
+      if (n >= 0) co_return static_cast<std::size_t>(n);
+    }
     co_await detail::io_waiter(fd_.get(), false, true);  // cancelled here: nothing was read
   }
 }
@@ -224,8 +296,6 @@ task<std::size_t> stream::write_some(std::span<const std::byte> buf) {
   for (;;) {
     ssize_t n = write_once(buf);
     if (n >= 0) co_return static_cast<std::size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "write");
     co_await detail::io_waiter(fd_.get(), true, true);  // cancelled here: nothing was written
   }
 }
@@ -246,13 +316,21 @@ struct part_way {
 };
 }  // namespace
 
+// write_all and read_exact do write_some's and read_some's work in their own
+// frame (one frame per call, not one more per chunk); like them, they check
+// the stream again after each wait.
 task<void> stream::write_all(std::span<const std::byte> buf) {
   check();
   part_way guard{&broken_};
   while (!buf.empty()) {
-    std::size_t n = co_await write_some(buf);
+    ssize_t n = write_once(buf);
+    if (n < 0) {
+      co_await detail::io_waiter(fd_.get(), true, true);  // cancelled here: broken if part moved
+      check();
+      continue;
+    }
     guard.moved = true;
-    buf = buf.subspan(n);
+    buf = buf.subspan(static_cast<std::size_t>(n));
   }
   guard.done = true;
 }
@@ -261,10 +339,15 @@ task<void> stream::read_exact(std::span<std::byte> buf) {
   check();
   part_way guard{&broken_};
   while (!buf.empty()) {
-    std::size_t n = co_await read_some(buf);
+    ssize_t n = drained() ? -1 : read_once(buf);
+    if (n < 0) {
+      co_await detail::io_waiter(fd_.get(), false, true);  // cancelled here: broken if part moved
+      check();
+      continue;
+    }
     if (n == 0) throw end_of_stream();
     guard.moved = true;
-    buf = buf.subspan(n);
+    buf = buf.subspan(static_cast<std::size_t>(n));
   }
   guard.done = true;
 }
