@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <grove/event_loop.hpp>
@@ -18,6 +19,26 @@
 #include "io/io_testing.hpp"
 
 namespace grove::testing {
+
+// The rest of a stream, to its end.
+inline task<std::string> read_all(stream& s) {
+  std::string out;
+  std::array<std::byte, 4096> buf;
+  while (std::size_t n = co_await s.read_some(buf))
+    out.append(reinterpret_cast<char*>(buf.data()), n);
+  co_return out;
+}
+
+// One line, without its newline (what there is, at the end of the stream).
+inline task<std::string> read_line(stream& s) {
+  std::string line;
+  std::byte c;
+  while (co_await s.read_some(std::span(&c, 1)) == 1) {
+    if (c == std::byte{'\n'}) break;
+    line += static_cast<char>(c);
+  }
+  co_return line;
+}
 
 template <class T>
 outcome<T> run_real(task<T> t) {

@@ -24,24 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-task<std::string> read_all(stream& s) {
-  std::string out;
-  std::array<std::byte, 4096> buf;
-  while (std::size_t n = co_await s.read_some(buf))
-    out.append(reinterpret_cast<char*>(buf.data()), n);
-  co_return out;
-}
-
-task<std::string> read_line(stream& s) {
-  std::string line;
-  std::byte c;
-  while (co_await s.read_some(std::span(&c, 1)) == 1) {
-    if (c == std::byte{'\n'}) break;
-    line += static_cast<char>(c);
-  }
-  co_return line;
-}
-
 // Runs argv with stdout piped; gives its output and status.
 struct ran {
   std::string out;

@@ -22,24 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-task<std::string> read_line(stream& s) {
-  std::string line;
-  std::byte c;
-  while (co_await s.read_some(std::span(&c, 1)) == 1) {
-    if (c == std::byte{'\n'}) break;
-    line += static_cast<char>(c);
-  }
-  co_return line;
-}
-
-task<std::string> read_rest(stream& s) {
-  std::string out;
-  std::array<std::byte, 1024> buf;
-  while (std::size_t n = co_await s.read_some(buf))
-    out.append(reinterpret_cast<char*>(buf.data()), n);
-  co_return out;
-}
-
 class terminate_test : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -72,7 +54,7 @@ TEST_F(terminate_test, a_child_that_obeys_sigterm_runs_its_handler_and_is_reaped
     auto waited = co_await move_on_after(20ms, p.wait());
     EXPECT_TRUE(p.status().has_value()) << "the cancellation completed before the reap";
     EXPECT_EQ(p.status().value_or(exit_status{}).code(), 3);
-    co_return std::pair{waited.has_value(), co_await read_rest(p.stdout_stream())};
+    co_return std::pair{waited.has_value(), co_await read_all(p.stdout_stream())};
   }());
   EXPECT_FALSE(o.value().first) << "a cancelled wait gives no status";
   EXPECT_EQ(o.value().second, "handler ran\n");
