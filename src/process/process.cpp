@@ -127,7 +127,8 @@ struct process_state {
     event_loop* loop = event_loop::current();
     time_point deadline = add_saturating(loop->now(), grace);
     if (phase_ == phase::terminating) {
-      if (kill_timer.armed() && deadline < kill_timer.deadline) arm(loop, deadline);
+      // (Not armed: no limit so far, or its loop has ended: this one counts.)
+      if (!kill_timer.armed() || deadline < kill_timer.deadline) arm(loop, deadline);
       return;
     }
     phase_ = phase::terminating;
