@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <grove/cancel.hpp>
 #include <grove/process.hpp>
 #include <grove/run.hpp>
@@ -246,12 +247,16 @@ struct drain_guard {
 // A job stopped by grove (a shutdown signal, --halt now) is accounted as its
 // frame unwinds, after the reap and the drain: its line reaches the joblog
 // then, not when the whole run ends (run_tasks reports cancelled jobs last).
+// An error propagating out (std::uncaught_exceptions) is not a stop: run_tasks
+// reports it failed.
 struct account_on_unwind {
   context& c;
   job& j;
   bool ended = false;  // ended normally: run_tasks' on_job_done accounts for it
+  int in_flight = std::uncaught_exceptions();
   ~account_on_unwind() {
-    if (!ended) account(c, j, j.status && j.status->ok() ? job_state::ok : job_state::cancelled);
+    if (ended || std::uncaught_exceptions() > in_flight) return;
+    account(c, j, j.status && j.status->ok() ? job_state::ok : job_state::cancelled);
   }
 };
 
