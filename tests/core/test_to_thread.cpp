@@ -405,21 +405,25 @@ TEST(to_thread, cancel_requests_stop_and_waits_for_fn) {
 }
 
 // A real-clock loop, cancelled by a deadline while fn blocks on its token.
+// Under load the pool may not have started fn when the 5 ms pass: the call
+// is then withdrawn and fn never runs. Either way the deadline ends the call,
+// and an fn that started was stopped, not abandoned.
 TEST(to_thread, move_on_after_on_a_real_loop_stops_fn) {
   event_loop loop;
-  std::atomic<bool> fn_returned{false};
-  auto out = loop.run([](std::atomic<bool>& returned) -> task<bool> {
-    auto r = co_await move_on_after(5ms, offload([&returned](std::stop_token st) {
+  std::atomic<bool> fn_started{false}, fn_returned{false};
+  auto out = loop.run([](std::atomic<bool>& started, std::atomic<bool>& returned) -> task<bool> {
+    auto r = co_await move_on_after(5ms, offload([&](std::stop_token st) {
+                                      started = true;
                                       wait_for_stop(st);  // only the deadline can end this
                                       returned = true;
                                       return 1;
                                     }));
-    EXPECT_TRUE(returned.load());
+    EXPECT_EQ(returned.load(), started.load()) << "the call ended while fn still ran";
     co_return r.has_value();
-  }(fn_returned));
+  }(fn_started, fn_returned));
   ASSERT_TRUE(out.has_value());
   EXPECT_FALSE(out.value()) << "the deadline did not cancel the call";
-  EXPECT_TRUE(fn_returned.load());
+  EXPECT_EQ(fn_returned.load(), fn_started.load());
 }
 
 // fn never looks at its token: cancellation still waits for it; the value it
