@@ -26,6 +26,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "port_arg.hpp"
+
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
@@ -54,15 +56,8 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long port = 0;
-  if (argc == 3 && std::strcmp(argv[1], "--port") == 0) {
-    char* end = nullptr;
-    port = std::strtol(argv[2], &end, 10);
-    if (*end != '\0') port = -1;
-  } else if (argc != 1) {
-    port = -1;
-  }
-  if (port < 0 || port > 65535) {
+  long port = w6_port_arg(argc, argv);
+  if (port < 0) {
     std::fputs("usage: echo_asio [--port P (0..65535)]\n", stderr);
     return 2;
   }

@@ -15,6 +15,8 @@
 #include <system_error>
 #include <vector>
 
+#include "port_arg.hpp"
+
 namespace {
 
 grove::task<void> echo(grove::stream& s) {
@@ -33,15 +35,8 @@ grove::task<void> echo(grove::stream& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long port = 0;
-  if (argc == 3 && std::strcmp(argv[1], "--port") == 0) {
-    char* end = nullptr;
-    port = std::strtol(argv[2], &end, 10);
-    if (*end != '\0') port = -1;
-  } else if (argc != 1) {
-    port = -1;
-  }
-  if (port < 0 || port > 65535) {
+  long port = w6_port_arg(argc, argv);
+  if (port < 0) {
     std::fputs("usage: grove_echo [--port P (0..65535)]\n", stderr);
     return 2;
   }

@@ -83,7 +83,7 @@ struct process_state {
 
   process_state() noexcept {
     watch_.self = this;
-    kill_proxy = make_proxy<process_state, &process_state::on_kill_timer>(this);
+    kill_proxy = make_proxy<process_state, &process_state::escalate>(this);
     kill_timer.fire.target = kill_proxy.handle();
   }
   process_state(const process_state&) = delete;
@@ -92,14 +92,12 @@ struct process_state {
 
   bool done() const noexcept { return status || wait_errno; }
 
-  // Signals the group (the child alone without one). Never after the reap:
-  // until then the child, a zombie at worst, holds its pid and group id.
-  void signal(int signo) const noexcept {
-    if (done()) return;
-    if (group)
-      ::kill(-pid, signo);
-    else
-      pidfd_send_signal(pidfd, signo);
+  // Signals the group (the child alone without one); the syscall's result,
+  // 0 once reaped. Never after the reap: until then the child, a zombie at
+  // worst, holds its pid and group id.
+  int signal(int signo) const noexcept {
+    if (done()) return 0;
+    return group ? ::kill(-pid, signo) : pidfd_send_signal(pidfd, signo);
   }
 
   void disarm() noexcept {
@@ -110,7 +108,10 @@ struct process_state {
   void kill_hard() noexcept {
     phase_ = phase::killing;
     disarm();
-    if (!group) return signal(SIGKILL);
+    if (!group) {
+      signal(SIGKILL);
+      return;
+    }
     for (int i = 0; i < kill_rounds; ++i) {
       signal(SIGSTOP);
       signal(SIGKILL);
@@ -147,13 +148,9 @@ struct process_state {
     }
   }
 
-  // A forced shutdown cuts a running grace period short.
-  void on_forced() noexcept {
+  // The grace is over: its timer fired, or a forced shutdown cut it short.
+  void escalate() noexcept {
     if (!done() && phase_ == phase::terminating) kill_hard();
-  }
-
-  void on_kill_timer() noexcept {
-    if (phase_ == phase::terminating) kill_hard();
   }
 
   // Registered only while an exit_awaiter is suspended (it unregisters when
@@ -249,7 +246,7 @@ class exit_awaiter : public list_hook {
       cancelled_ = true;
       s_->begin_terminate(s_->kill_grace);
     } else if (loop_forced()) {
-      s_->on_forced();
+      s_->escalate();
     }
     return false;
   }
@@ -487,10 +484,8 @@ stream& process::stderr_stream() {
 }
 
 void process::send_signal(int signo) {
-  if (!state_ || state_->done()) return;
-  int rc =
-      state_->group ? ::kill(-state_->pid, signo) : detail::pidfd_send_signal(state_->pidfd, signo);
-  if (rc != 0 && errno != ESRCH)
+  if (!state_) return;
+  if (state_->signal(signo) != 0 && errno != ESRCH)
     detail::throw_os_error(errno, "send signal to pid " + std::to_string(state_->pid));
 }
 

@@ -33,6 +33,22 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
+// A joblog line's columns, and a joblog's rows of columns.
+inline std::vector<std::string> tsv_columns(const std::string& line) {
+  std::vector<std::string> cols;
+  std::size_t at = 0;
+  for (std::size_t tab; (tab = line.find('\t', at)) != std::string::npos; at = tab + 1)
+    cols.push_back(line.substr(at, tab - at));
+  cols.push_back(line.substr(at));
+  return cols;
+}
+
+inline std::vector<std::vector<std::string>> tsv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& line : lines_of(text)) rows.push_back(tsv_columns(line));
+  return rows;
+}
+
 inline int count_of(const std::string& text, const std::string& needle) {
   int n = 0;
   for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))

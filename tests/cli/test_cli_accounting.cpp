@@ -20,19 +20,6 @@ int exit_code(const child_result& r) {
   return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
 }
 
-std::vector<std::vector<std::string>> tsv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& line : lines_of(text)) {
-    std::vector<std::string> cols;
-    std::size_t at = 0;
-    for (std::size_t tab; (tab = line.find('\t', at)) != std::string::npos; at = tab + 1)
-      cols.push_back(line.substr(at, tab - at));
-    cols.push_back(line.substr(at));
-    rows.push_back(cols);
-  }
-  return rows;
-}
-
 TEST_F(cli_accounting, exit_status_is_zero_or_the_number_of_failed_jobs) {
   EXPECT_EQ(exit_code(run({"-j2", "true", ":::", "a", "b"})), 0);
   EXPECT_EQ(exit_code(run({"-j2", "exit {}", ":::", "0", "3", "0", "1", "7"})), 3);

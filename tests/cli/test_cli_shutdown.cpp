@@ -54,15 +54,6 @@ class cli_shutdown : public cli_test {
   }
 };
 
-std::vector<std::string> tsv_columns(const std::string& line) {
-  std::vector<std::string> cols;
-  std::size_t at = 0;
-  for (std::size_t tab; (tab = line.find('\t', at)) != std::string::npos; at = tab + 1)
-    cols.push_back(line.substr(at, tab - at));
-  cols.push_back(line.substr(at));
-  return cols;
-}
-
 std::vector<std::string> states(const std::string& joblog) {
   std::vector<std::string> s;
   for (const auto& line : lines_of(joblog)) s.push_back(line.substr(line.rfind('\t') + 1));

@@ -31,10 +31,20 @@ std::vector<pid_t> adopted_children(const std::unordered_set<pid_t>& jobs) {
   return found;
 }
 
+namespace {
+
+// Reaps `p` if it has exited; true when it is gone (reaped, or not ours).
+bool reaped(pid_t p) noexcept {
+  int rc;
+  do rc = ::waitpid(p, nullptr, WNOHANG);
+  while (rc < 0 && errno == EINTR);
+  return rc != 0;
+}
+
+}  // namespace
+
 void reap_exited(const std::vector<pid_t>& pids) noexcept {
-  for (pid_t p : pids)
-    while (::waitpid(p, nullptr, WNOHANG) < 0 && errno == EINTR) {
-    }
+  for (pid_t p : pids) reaped(p);
 }
 
 namespace {
@@ -43,12 +53,7 @@ namespace {
 task<bool> reap_within(std::vector<pid_t> pids, duration grace) {
   time_point until = add_saturating(now(), grace);
   for (;;) {
-    std::erase_if(pids, [](pid_t p) {
-      int rc;
-      do rc = ::waitpid(p, nullptr, WNOHANG);
-      while (rc < 0 && errno == EINTR);
-      return rc != 0;  // reaped, or not ours any more
-    });
+    std::erase_if(pids, reaped);
     if (pids.empty()) co_return true;
     if (now() >= until) co_return false;
     co_await sleep(std::chrono::milliseconds(5));  // adopted ones have no pidfd of ours
