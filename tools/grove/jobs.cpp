@@ -76,11 +76,6 @@ double wall_now() {
   return std::chrono::duration<double>(since_epoch).count();
 }
 
-std::string signal_name(int signo) {
-  const char* abbrev = ::sigabbrev_np(signo);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
-}
-
 // Each line prefixed with the input and a tab (--tag).
 std::string tagged(const std::string& text, const std::string& tag) {
   std::string out;
