@@ -1,8 +1,11 @@
-// grove's side of the benchmark workloads W1-W4 and W7 (definitions:
+// grove's side of the benchmark workloads W1-W4, W2s and W7 (definitions:
 // bench/README.md). Same command line and JSON output as the anchors in
-// bench/anchors/.
+// bench/anchors/: the best run (value), every run (runs), cold (the first run
+// in this process) and warm (the best later one), and getrusage's page faults
+// (per run and for the process) and peak RSS.
 //
 //   grove_bench --workload w1 --n 1000000 --repeat 5
+//   grove_bench --workload w2s --n 1000000 --c 1000 --repeat 5
 //   grove_bench --workload w3 --n 100000 --c 10000     # dies by SIGINT, as grove::run does
 //   grove_bench --workload w7 --n 10000 --repeat 5     # raises RLIMIT_NOFILE (see w7)
 #include <signal.h>
@@ -98,6 +101,39 @@ result w2(long n, long c) {
   return r;
 }
 
+// W2s: N jobs spawned into one task group, each taking one of C permits of a
+// grove::semaphore (lock(): the permit goes with the guard) and yielding once
+// while it holds it: the shape of the anchors' W2 (TaskGroup + Semaphore).
+result w2s(long n, long c) {
+  long counter = 0, running = 0, peak = 0;
+  steady::time_point t0, t1;
+  grove::event_loop loop;
+  auto o = loop.run([&]() -> grove::task<void> {
+    grove::semaphore sem(static_cast<std::size_t>(c));
+    t0 = steady::now();
+    co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
+      for (long i = 0; i < n; ++i)
+        g.spawn(
+            [](grove::semaphore* s, long* cnt, long* run, long* pk) -> grove::task<void> {
+              auto permit = co_await s->lock();
+              *pk = std::max(*pk, ++*run);
+              co_await grove::checkpoint();
+              ++*cnt;
+              --*run;
+            },
+            &sem, &counter, &running, &peak);
+      co_return;
+    });
+    t1 = steady::now();
+  }());
+  o.value();
+  result r;
+  r.value = ns_per(t1 - t0, n);
+  if (counter != n) r.check = "counter " + std::to_string(counter);
+  if (peak != std::min(n, c)) r.check = "peak " + std::to_string(peak);
+  return r;
+}
+
 // W3: N jobs, C slots, each sleeping an hour with a cleanup that counts
 // itself; when all C run, the process sends itself SIGINT. Measures from the
 // signal (as the loop sees it) to every job accounted for. Prints its JSON
@@ -140,6 +176,17 @@ result w2(long n, long c) {
       opts);
   std::fputs("grove_bench: w3 expected to end by SIGINT\n", stderr);
   std::exit(3);
+}
+
+// This process's page faults so far and its peak resident set (getrusage).
+struct faults {
+  long minflt = 0, majflt = 0, maxrss_kb = 0;
+};
+
+faults usage() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return {ru.ru_minflt, ru.ru_majflt, ru.ru_maxrss};
 }
 
 long resident_bytes() {
@@ -276,9 +323,9 @@ int main(int argc, char** argv) {
   CLI::App app{"grove benchmark workloads (see bench/README.md)"};
   app.add_option("--workload", workload)
       ->required()
-      ->check(CLI::IsMember({"w1", "w2", "w3", "w4", "w7"}));
+      ->check(CLI::IsMember({"w1", "w2", "w2s", "w3", "w4", "w7"}));
   app.add_option("--n", n)->required()->check(CLI::Range(1L, 100'000'000L));
-  app.add_option("--c", c, "slots (w2: default 1000; w3: required)")
+  app.add_option("--c", c, "slots (w2, w2s: default 1000; w3: required)")
       ->check(CLI::Range(1L, 100'000'000L));
   app.add_option("--repeat", repeat, "runs; the best is reported (w3: 1)")
       ->check(CLI::Range(1, 100));
@@ -287,13 +334,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (workload == "w2" && c == 0) c = 1000;
+  if ((workload == "w2" || workload == "w2s") && c == 0) c = 1000;
   if (workload == "w3" && (c == 0 || c > n)) {
     std::fputs("grove_bench: w3 needs --c with 1 <= c <= n\n", stderr);
     return 2;
   }
   const char* units[] = {"ns/task", "ns/job", "ms", "bytes/task", "", "", "ms"};
   const char* unit = units[workload[1] - '1'];
+  const faults start = usage();
   nlohmann::json nofile;
   if (workload == "w7") {
     std::string why = raise_nofile(static_cast<rlim_t>(2 * n + 64), nofile);
@@ -306,7 +354,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // Page faults per run (the first is the cold run's), and the process's own.
+  std::vector<long> runs_minflt, runs_majflt;
   auto print = [&](const std::vector<double>& runs, const result& best) {
+    const faults end = usage();
     nlohmann::json j{{"impl", "grove"},
                      {"workload", workload},
                      {"n", n},
@@ -316,25 +367,39 @@ int main(int argc, char** argv) {
                      {"check", best.check},
                      {"runs", runs}};
     j.update(best.extra);
-    if (workload == "w7") {
-      // Cold: the first run in this fresh process. Warm: the best later one.
-      j["cold"] = runs.front();
-      j["warm"] = runs.size() > 1 ? nlohmann::json(*std::min_element(runs.begin() + 1, runs.end()))
-                                  : nlohmann::json();
-      j["nofile"] = nofile;
-    }
+    // Cold: the first run in this fresh process. Warm: the best later one.
+    j["cold"] = runs.front();
+    j["warm"] = runs.size() > 1 ? nlohmann::json(*std::min_element(runs.begin() + 1, runs.end()))
+                                : nlohmann::json();
+    j["runs_minflt"] = runs_minflt;
+    j["runs_majflt"] = runs_majflt;
+    j["minflt"] = end.minflt;  // the whole process, start-up included
+    j["majflt"] = end.majflt;
+    j["maxrss_kb"] = end.maxrss_kb;
+    if (workload == "w7") j["nofile"] = nofile;
     std::puts(j.dump().c_str());
     std::fflush(stdout);
   };
-  if (workload == "w3") w3(n, c, [&](const result& r) { print({r.value}, r); });
+  if (workload == "w3")
+    w3(n, c, [&](const result& r) {
+      const faults now = usage();
+      runs_minflt.push_back(now.minflt - start.minflt);
+      runs_majflt.push_back(now.majflt - start.majflt);
+      print({r.value}, r);
+    });
 
   std::vector<double> runs;
   result best;
   for (int i = 0; i < repeat; ++i) {
-    result r = workload == "w1"   ? w1(n)
-               : workload == "w2" ? w2(n, c)
-               : workload == "w7" ? w7(n)
-                                  : w4(n);
+    const faults before = usage();
+    result r = workload == "w1"    ? w1(n)
+               : workload == "w2"  ? w2(n, c)
+               : workload == "w2s" ? w2s(n, c)
+               : workload == "w7"  ? w7(n)
+                                   : w4(n);
+    const faults after = usage();
+    runs_minflt.push_back(after.minflt - before.minflt);
+    runs_majflt.push_back(after.majflt - before.majflt);
     runs.push_back(r.value);
     if (i == 0 || r.value < best.value || r.check != "ok") best = r;
     if (r.check != "ok") break;

@@ -8,12 +8,12 @@ import signal
 import sys
 
 
-def parse_args(doc, add_options=None, workloads=("w1", "w2", "w3")):
+def parse_args(doc, add_options=None, workloads=("w1", "w2", "w2s", "w3")):
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--workload", required=True, choices=list(workloads))
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--c", type=int, default=None,
-                    help="slots (w2 default 1000, required for w3, ignored by w1 and w7)")
+                    help="slots (w2, w2s default 1000, required for w3, ignored by w1 and w7)")
     ap.add_argument("--repeat", type=int, default=1, help="runs; the best one is reported")
     ap.add_argument("--timeout-s", type=int, default=120,
                     help="w3: abort (exit 124) if the cancel phase takes longer; 0 = off")
@@ -22,7 +22,7 @@ def parse_args(doc, add_options=None, workloads=("w1", "w2", "w3")):
     a = ap.parse_args()
     if a.workload in ("w1", "w7"):
         a.c = None
-    elif a.workload == "w2" and a.c is None:
+    elif a.workload in ("w2", "w2s") and a.c is None:
         a.c = 1000
     elif a.workload == "w3" and a.c is None:
         ap.error("--c is required for w3")
@@ -85,10 +85,28 @@ def w3_outcome(t, started, cleaned, exited, n, c, problems=()):
             "from_kill_ms": (t["done"] - t["kill"]) * 1e3, "check": "ok"}
 
 
+def repeat(times, run_once):
+    """Calls run_once() up to `times` times (stopping at a failed check);
+    each result gets its run's page faults (getrusage, this process)."""
+    results = []
+    for _ in range(times):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        r = run_once()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        r["minflt"] = after.ru_minflt - before.ru_minflt
+        r["majflt"] = after.ru_majflt - before.ru_majflt
+        results.append(r)
+        if r["check"] != "ok":
+            break
+    return results
+
+
 def report(impl, name, a, results, extra=None):
-    """Prints the one JSON line (the best run, or the first failed one).
-    w7 adds cold (the first run in this fresh process) and warm (the best
-    later run); `extra` is merged in."""
+    """Prints the one JSON line (the best run, or the first failed one), as
+    grove_bench does: cold (the first run in this fresh process) and warm
+    (the best later run), the page faults of each run and of the process
+    (interpreter start-up and imports included) and its peak RSS
+    (getrusage); `extra` is merged in."""
     failed = [r for r in results if r["check"] != "ok"]
     best = failed[0] if failed else min(results, key=lambda r: r["value"])
     out = {"impl": impl, "workload": a.workload, "n": a.n, "c": a.c,
@@ -98,9 +116,13 @@ def report(impl, name, a, results, extra=None):
             out[k] = best[k]
     out["check"] = best["check"]
     out["runs"] = [r["value"] for r in results]
-    if a.workload == "w7" and not failed:
+    if not failed:
         out["cold"] = results[0]["value"]
         out["warm"] = min(r["value"] for r in results[1:]) if len(results) > 1 else None
+    out["runs_minflt"] = [r.get("minflt") for r in results]
+    out["runs_majflt"] = [r.get("majflt") for r in results]
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out["minflt"], out["majflt"], out["maxrss_kb"] = ru.ru_minflt, ru.ru_majflt, ru.ru_maxrss
     out.update(extra or {})
     print(json.dumps(out), flush=True)
     if failed:
