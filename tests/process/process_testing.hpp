@@ -4,6 +4,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <grove/event_loop.hpp>
 #include <grove/process.hpp>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -59,11 +61,24 @@ inline std::string marker(const std::string& tag) {
   return "GROVE_TEST_MARKER=" + tag + "-" + std::to_string(::getpid());
 }
 
+// A /proc file's contents; empty or short when the process vanishes while
+// it is read (an ifstream throws from underflow when read() fails with ESRCH).
+inline std::string read_proc(const std::string& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
 // SIGKILL is pending: the process is on its way out (exiting takes the
 // kernel a moment, and a killed grandchild is reaped by its new parent, not
 // by the test). It cannot run another instruction of its own.
 inline bool dying(const std::string& proc_dir) {
-  std::ifstream status(proc_dir + "/status");
+  std::istringstream status(read_proc(proc_dir + "/status"));
   for (std::string line; std::getline(status, line);) {
     if (line.rfind("SigPnd:", 0) != 0 && line.rfind("ShdPnd:", 0) != 0) continue;
     unsigned long long mask = std::strtoull(line.c_str() + 7, nullptr, 16);
@@ -83,15 +98,13 @@ inline std::vector<pid_t> processes_with(const std::string& entry) {
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0) continue;
     std::string base = std::string("/proc/") + e->d_name;
-    std::ifstream stat(base + "/stat");
-    std::string stat_line((std::istreambuf_iterator<char>(stat)), {});
+    std::string stat_line = read_proc(base + "/stat");
     auto close_paren = stat_line.rfind(')');
     if (close_paren == std::string::npos || close_paren + 2 >= stat_line.size() ||
         stat_line[close_paren + 2] == 'Z')
       continue;
     if (dying(base)) continue;
-    std::ifstream env(base + "/environ");
-    std::string all((std::istreambuf_iterator<char>(env)), {});
+    std::string all = read_proc(base + "/environ");
     std::size_t at = 0;
     while (at < all.size()) {
       std::size_t nul = all.find('\0', at);
