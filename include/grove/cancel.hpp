@@ -197,7 +197,7 @@ class scope_awaiter final : public scope_runner {
 
 inline cancel_scope::cancel_scope() noexcept
     : deadline_proxy_(detail::make_proxy<cancel_scope, &cancel_scope::on_deadline>(this)) {
-  timer_.fire.target = deadline_proxy_.handle();
+  timer_.fire().target = deadline_proxy_.handle();
 }
 
 inline cancel_scope::cancel_scope(time_point deadline) noexcept : cancel_scope() {

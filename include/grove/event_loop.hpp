@@ -1,4 +1,4 @@
-// The event loop: single-threaded, epoll-based, with an intrusive timer heap,
+// The event loop: single-threaded, epoll-based, with an intrusive timer wheel,
 // an intrusive ready queue, an eventfd for posts from other threads, and fd
 // watches (signalfd, pidfd). A virtual-clock variant runs the same code with
 // time that jumps to the next timer when every task is blocked.
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <grove/detail/intrusive.hpp>
 #include <grove/detail/reaper.hpp>
+#include <grove/detail/timer_wheel.hpp>
 #include <grove/outcome.hpp>
 #include <grove/task.hpp>
 #include <limits>
@@ -19,36 +20,9 @@
 
 namespace grove {
 
-// The loop's clock: steady, nanoseconds. On a virtual loop it is virtual.
-using clock = std::chrono::steady_clock;
-using duration = std::chrono::nanoseconds;
-using time_point = std::chrono::time_point<clock, duration>;
-
 class event_loop;
 
 namespace detail {
-
-// Something the loop resumes: a frame, or a proxy standing for a callback.
-struct ready_node : list_hook {
-  std::coroutine_handle<> target;
-};
-
-// A deadline in the running loop's heap. Removes itself when destroyed
-// (the loop disarms every timer when it stops, so a timer is armed only
-// while its loop runs on this thread). 40 bytes: one exists per sleeping task.
-struct timer_node {
-  time_point deadline{};
-  std::uint32_t heap_index = npos;
-  std::uint32_t seq = 0;  // equal deadlines fire in the order they were set
-  ready_node fire;        // posted to the ready queue when the deadline passes
-
-  static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
-  bool armed() const noexcept { return heap_index != npos; }
-  timer_node() noexcept = default;
-  timer_node(const timer_node&) = delete;
-  timer_node& operator=(const timer_node&) = delete;
-  ~timer_node();
-};
 
 // An fd the loop polls; `on_event` runs on the loop thread.
 struct fd_watch {
@@ -103,7 +77,8 @@ class event_loop {
   void release_external() noexcept { --external_; }
 
   // Precondition: called on this loop's thread while it runs (a timer is
-  // armed only then; the loop disarms every timer when it stops).
+  // armed only then; the loop disarms every timer when it stops). O(1);
+  // add_timer throws std::bad_alloc (rarely: the wheel's near heap grows).
   void add_timer(detail::timer_node& t, time_point deadline);
   void remove_timer(detail::timer_node& t) noexcept;
 
@@ -135,17 +110,13 @@ class event_loop {
     t = task<T>();
     detail::reap();
   }
-  void heap_up(std::size_t i) noexcept;
-  void heap_down(std::size_t i) noexcept;
-  void heap_swap(std::size_t a, std::size_t b) noexcept;
 
   clock_mode mode_;
   time_point virtual_now_{};
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   detail::intrusive_list<detail::ready_node> ready_;
-  std::vector<detail::timer_node*> timers_;
-  std::uint32_t timer_seq_ = 0;
+  detail::timer_wheel timers_;
   time_point iteration_time_{};
   time_point last_poll_{};
   std::size_t ran_since_poll_ = 0;

@@ -39,10 +39,10 @@ class sleep_awaiter {
     time_point deadline = timer_.deadline;
     if constexpr (Relative)
       deadline = add_saturating(loop->now(), timer_.deadline.time_since_epoch());
-    timer_.fire.target = h;
+    timer_.fire().target = h;
     loop->add_timer(timer_, deadline);
   }
-  // While the timer is pending: synchronous, the timer leaves the heap.
+  // While the timer is pending: synchronous, the timer leaves the wheel.
   // Once it fired the task is scheduled, and DESIGN §1.2 applies: it runs
   // on to its next suspension point, where the cancellation takes effect.
   bool await_cancel(std::coroutine_handle<>) noexcept {

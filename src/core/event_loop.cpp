@@ -112,62 +112,11 @@ void event_loop::take_back_threadsafe(detail::ready_node& n) noexcept {
 
 void event_loop::add_timer(detail::timer_node& t, time_point deadline) {
   assert(tl_current == this && "grove: timers are armed only on a running loop's thread");
-  if (t.armed()) remove_timer(t);
-  t.deadline = deadline;
-  t.seq = timer_seq_++;
-  t.heap_index = static_cast<std::uint32_t>(timers_.size());
-  timers_.push_back(&t);
-  heap_up(t.heap_index);
+  timers_.insert(t, deadline);
 }
 
 void event_loop::remove_timer(detail::timer_node& t) noexcept {
-  if (!t.armed()) return;
-  std::size_t i = t.heap_index;
-  std::size_t last = timers_.size() - 1;
-  if (i != last) heap_swap(i, last);
-  timers_.pop_back();
-  t.heap_index = detail::timer_node::npos;
-  if (i != last) {
-    heap_down(i);
-    heap_up(i);
-  }
-}
-
-namespace {
-// Sequence numbers wrap; their difference orders them while fewer than 2^31
-// timers set in between are still pending.
-bool earlier(const detail::timer_node* a, const detail::timer_node* b) noexcept {
-  if (a->deadline != b->deadline) return a->deadline < b->deadline;
-  return static_cast<std::int32_t>(a->seq - b->seq) < 0;
-}
-}  // namespace
-
-void event_loop::heap_swap(std::size_t a, std::size_t b) noexcept {
-  std::swap(timers_[a], timers_[b]);
-  timers_[a]->heap_index = static_cast<std::uint32_t>(a);
-  timers_[b]->heap_index = static_cast<std::uint32_t>(b);
-}
-
-void event_loop::heap_up(std::size_t i) noexcept {
-  while (i > 0) {
-    std::size_t parent = (i - 1) / 2;
-    if (!earlier(timers_[i], timers_[parent])) break;
-    heap_swap(i, parent);
-    i = parent;
-  }
-}
-
-void event_loop::heap_down(std::size_t i) noexcept {
-  for (;;) {
-    std::size_t best = i;
-    std::size_t l = 2 * i + 1;
-    std::size_t r = l + 1;
-    if (l < timers_.size() && earlier(timers_[l], timers_[best])) best = l;
-    if (r < timers_.size() && earlier(timers_[r], timers_[best])) best = r;
-    if (best == i) return;
-    heap_swap(i, best);
-    i = best;
-  }
+  timers_.remove(t);
 }
 
 void event_loop::watch_fd(detail::fd_watch& w) {
@@ -183,11 +132,7 @@ void event_loop::unwatch_fd(detail::fd_watch& w) noexcept {
 }
 
 void event_loop::fire_timers(time_point t) {
-  while (!timers_.empty() && timers_.front()->deadline <= t) {
-    detail::timer_node* top = timers_.front();
-    remove_timer(*top);
-    post(top->fire);
-  }
+  while (detail::timer_node* due = timers_.pop_expired(t)) post(due->fire());
 }
 
 namespace {
@@ -276,7 +221,6 @@ void event_loop::enter(detail::promise_base& root) {
 // after the loop stopped never touch it.
 void event_loop::leave() noexcept {
   detail::reap();
-  for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::npos;
   timers_.clear();
   ready_.clear();
   tl_current = nullptr;
@@ -294,7 +238,7 @@ void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
       if (poll_due()) poll(false, {});
       continue;
     }
-    time_point next = timers_.empty() ? time_point::max() : timers_.front()->deadline;
+    time_point next = timers_.next_deadline();
     if (is_virtual() && external_ == 0) {
       poll(false, {});  // fd events are delivered, but never waited for
       if (!ready_.empty()) continue;

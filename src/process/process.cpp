@@ -87,7 +87,7 @@ struct process_state {
   process_state() noexcept {
     watch_.self = this;
     kill_proxy = make_proxy<process_state, &process_state::escalate>(this);
-    kill_timer.fire.target = kill_proxy.handle();
+    kill_timer.fire().target = kill_proxy.handle();
   }
   process_state(const process_state&) = delete;
   process_state& operator=(const process_state&) = delete;
@@ -104,7 +104,7 @@ struct process_state {
   }
 
   void disarm() noexcept {
-    kill_timer.fire.unlink();
+    kill_timer.fire().unlink();
     if (kill_timer.armed()) timer_loop->remove_timer(kill_timer);  // armed: its loop runs
   }
 

@@ -98,7 +98,7 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
     loop.watch_fd(watch_);
     watching_ = true;
     grace_proxy_ = make_proxy<signal_bridge, &signal_bridge::on_grace>(this);
-    grace_timer_.fire.target = grace_proxy_.handle();
+    grace_timer_.fire().target = grace_proxy_.handle();
   } catch (...) {
     release();
     throw;
@@ -111,7 +111,7 @@ signal_bridge::~signal_bridge() {
 
 void signal_bridge::release() noexcept {
   loop_->remove_timer(grace_timer_);
-  grace_timer_.fire.unlink();
+  grace_timer_.fire().unlink();
   if (watching_) loop_->unwatch_fd(watch_);
   watching_ = false;
   if (fd_ >= 0) ::close(fd_);

@@ -27,7 +27,7 @@ class at_time {
  public:
   at_time(time_point t, std::function<void()> fn) : fn_(std::move(fn)) {
     proxy_ = grove::detail::make_proxy<at_time, &at_time::fire>(this);
-    timer_.fire.target = proxy_.handle();
+    timer_.fire().target = proxy_.handle();
     event_loop::current()->add_timer(timer_, t);
   }
   at_time(const at_time&) = delete;

@@ -93,7 +93,7 @@ struct stubborn_sleep {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     auto* loop = grove::event_loop::current();
-    timer.fire.target = h;
+    timer.fire().target = h;
     loop->add_timer(timer, loop->now() + d);
   }
   void await_resume() const noexcept {}
