@@ -41,24 +41,27 @@ void timer_wheel::place(timer_node& t) noexcept {
     return;
   }
   int level = level_of(tick);
-  slot_of(tick, level).push_back(t);
-  occupied_[level] |= std::uint64_t{1} << ((tick >> (level * digit_bits)) & (slots - 1));
-  t.place = timer_node::in_wheel;
+  auto slot = static_cast<std::uint32_t>((tick >> (level * digit_bits)) & (slots - 1));
+  wheel_[level][slot].push_back(t);
+  occupied_[level] |= std::uint64_t{1} << slot;
+  t.place = timer_node::first_slot - static_cast<std::uint32_t>(level * slots) - slot;
 }
 
 void timer_wheel::remove(timer_node& t) noexcept {
   if (!t.armed()) return;
   --count_;
-  if (t.place != timer_node::in_wheel) {
+  if (!t.in_wheel()) {
     heap_erase(t.place);
     return;
   }
-  std::uint64_t tick = tick_of(t.deadline);
-  int level = level_of(tick);
+  // The slot recorded at placing is still the timer's: until its slot is
+  // reached, elapsed_ keeps the digits that chose it.
+  std::uint32_t index = timer_node::first_slot - t.place;
   t.unlink();
   t.place = timer_node::npos;
-  if (slot_of(tick, level).empty())
-    occupied_[level] &= ~(std::uint64_t{1} << ((tick >> (level * digit_bits)) & (slots - 1)));
+  int level = static_cast<int>(index / slots);
+  std::uint32_t slot = index % slots;
+  if (wheel_[level][slot].empty()) occupied_[level] &= ~(std::uint64_t{1} << slot);
 }
 
 // The earliest occupied slot: the lowest level that has one wins, since a
@@ -107,6 +110,9 @@ timer_node* timer_wheel::pop_expired(time_point now) noexcept {
   int level;
   std::uint64_t start;
   while (heap_.empty()) {
+    // The loop asks every iteration; within the current tick the answer is
+    // no without looking (every wheel timer's tick is later).
+    if (now_tick <= elapsed_) return nullptr;
     // Everything pending is in the wheel, after elapsed_. Catch the wheel's
     // clock up with `now`, slot by slot: a slot that starts later than now
     // holds nothing due, and then the clock may jump to now (no slot lies

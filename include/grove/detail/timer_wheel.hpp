@@ -29,12 +29,15 @@ struct ready_node : list_hook {
 // the timer is armed its hook links the timer into a wheel slot instead.
 struct timer_node : private ready_node {
   time_point deadline{};
-  std::uint32_t place = npos;  // npos, in_wheel, or an index in the near heap
+  std::uint32_t place = npos;  // npos, a wheel slot (see in_wheel), or an index in the near heap
   std::uint32_t seq = 0;       // equal deadlines fire in the order they were set
 
   static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
-  static constexpr std::uint32_t in_wheel = npos - 1;
+  // Wheel slots count down from first_slot: level * 64 + slot below it.
+  static constexpr std::uint32_t first_slot = npos - 1;
+  static constexpr std::uint32_t wheel_places = 8 * 64;
   bool armed() const noexcept { return place != npos; }
+  bool in_wheel() const noexcept { return armed() && place > first_slot - wheel_places; }
   // What the loop posts when the deadline passes (set its target first).
   ready_node& fire() noexcept { return *this; }
   timer_node() noexcept = default;
@@ -89,6 +92,7 @@ class timer_wheel {
   static constexpr int slots = 1 << digit_bits;
   static constexpr int levels = 8;  // 8 * 6 >= 63 - 20 bits of tick
   using slot_list = intrusive_list<ready_node>;
+  static_assert(levels * slots == timer_node::wheel_places);
 
   static std::uint64_t tick_of(time_point t) noexcept {
     auto ns = t.time_since_epoch().count();
