@@ -14,6 +14,7 @@ packages=(
   parallel                       # GNU parallel, a benchmark anchor
   libboost-dev                   # Boost.Asio, the W6 echo anchor (bench/w6; optional in CMake)
   librust-tokio-dev              # Tokio's crate sources, the W6 Tokio anchor (bench/w6/echo_tokio)
+  chromium                       # headless, renders grove --timeline's page (tests/cli/test_cli_timeline.cpp)
 )
 
 missing=()

@@ -19,8 +19,13 @@ struct job_record {
   std::string input;
   std::string command;  // as a user would type it
   job_state state = job_state::skipped;
-  double start_epoch = 0;      // seconds since the epoch; 0: never started
-  double runtime = 0;          // seconds
+  double start_epoch = 0;  // seconds since the epoch; 0: never started
+  double runtime = 0;      // seconds
+  // Where it ran, for --timeline: seconds from the run's start to its own
+  // (the loop's clock, like runtime), and which of the --jobs slots it held
+  // (from 1, the lowest free one). 0: never started.
+  double start_offset = 0;
+  std::size_t slot = 0;
   std::uint64_t received = 0;  // bytes of output
   int exit_value = -1;         // -1: no exit code (never started, or killed)
   int signal = 0;

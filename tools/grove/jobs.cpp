@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include "console.hpp"
 #include "descendants.hpp"
 #include "joblog.hpp"
+#include "timeline.hpp"
 
 namespace grove::cli {
 
@@ -66,6 +68,9 @@ struct context {
   std::size_t next_to_print = 0;  // --keep-order
   std::size_t done = 0, failed = 0, resumed = 0;
   time_point t0{};
+  double t0_epoch = 0;
+  std::vector<bool> busy_slots;      // a job's slot is its row in --timeline
+  std::vector<timeline_mark> marks;  // for --timeline: signals, --halt
 
   context(const options& o, bool status_line, bool color)
       : opt(o), tmpl(o.command), con(status_line, color) {}
@@ -74,6 +79,10 @@ struct context {
 double wall_now() {
   auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
   return std::chrono::duration<double>(since_epoch).count();
+}
+
+double seconds_since(time_point t) {
+  return std::chrono::duration<double>(now() - t).count();
 }
 
 // Each line prefixed with the input and a tab (--tag).
@@ -167,11 +176,14 @@ void write_logs(context& c, const job& j) {
 void check_halt(context& c) {
   const halt_policy& h = c.opt.halt;
   if (h.mode == halt_policy::when::never || static_cast<int>(c.failed) < h.failures) return;
-  if (!c.halting)
-    c.con.err("grove: " + std::to_string(c.failed) + " failed: " +
-              (h.mode == halt_policy::when::now ? "stopping the running jobs"
-                                                : "waiting for the running jobs") +
-              ", starting no more (--halt)\n");
+  if (!c.halting) {
+    std::string what = std::to_string(c.failed) + " failed: " +
+                       (h.mode == halt_policy::when::now ? "stopping the running jobs"
+                                                         : "waiting for the running jobs") +
+                       ", starting no more (--halt)";
+    c.con.err("grove: " + what + "\n");
+    c.marks.push_back({seconds_since(c.t0), "--halt", what});
+  }
   c.halting = true;
   if (h.mode == halt_policy::when::now) c.halt_scope.cancel();
 }
@@ -255,6 +267,19 @@ struct account_on_unwind {
   }
 };
 
+// The lowest free slot (from 0) while the job runs, so that jobs run at the
+// same time never share a row of --timeline, and -j rows are enough.
+struct slot_guard {
+  std::vector<bool>& busy;
+  std::size_t index;
+  explicit slot_guard(std::vector<bool>& b)
+      : busy(b), index(static_cast<std::size_t>(std::find(b.begin(), b.end(), false) - b.begin())) {
+    if (index == busy.size()) busy.push_back(false);
+    busy[index] = true;
+  }
+  ~slot_guard() { busy[index] = false; }
+};
+
 // A shutdown signal may be pending while the loop was busy (a blocking
 // write to a full stdout): no job starts then.
 bool shutdown_pending() {
@@ -282,6 +307,9 @@ task<void> run_one(context& c, job& j) {
   j.started = true;
   j.began = now();
   j.rec.start_epoch = wall_now();
+  j.rec.start_offset = seconds_since(c.t0);
+  slot_guard slot(c.busy_slots);  // held to the frame's end: after the reap and the drain
+  j.rec.slot = slot.index + 1;
   process p;
   try {
     p = process::spawn(spawn_options(c, j));
@@ -316,7 +344,7 @@ task<void> run_one(context& c, job& j) {
 // --- the status line -------------------------------------------------------------
 
 std::string status_text(const context& c, std::size_t total) {
-  double secs = std::chrono::duration<double>(now() - c.t0).count();
+  double secs = seconds_since(c.t0);
   double rate = secs > 0 ? static_cast<double>(c.done) / secs : 0;
   std::size_t queued = total - c.done - c.running.size();
   char buf[256];
@@ -352,26 +380,54 @@ task<void> reap_orphans(context& c) {
 
 // --- the whole run -----------------------------------------------------------
 
-std::string summary(const context& c, double secs) {
+// "24 jobs: 10 ok, ...": the last line on stderr, and --timeline's headline.
+std::string summary(const context& c, double secs, bool color) {
   std::size_t n[5] = {};
   for (const auto& j : c.jobs)
     if (!j.resumed) ++n[static_cast<int>(j.rec.state)];
   char buf[128];
   std::snprintf(buf, sizeof buf, " (%.1f s)", secs);
   std::size_t total = c.jobs.size();
-  std::string s = "grove: " + std::to_string(total) + (total == 1 ? " job: " : " jobs: ") +
-                  std::to_string(n[0]) + " ok, " +
-                  c.con.paint(std::to_string(n[1]) + " failed", n[1] ? "\x1b[31m" : "") + ", " +
-                  std::to_string(n[2]) + " timed out, " + std::to_string(n[3]) + " cancelled, " +
-                  std::to_string(n[4]) + " skipped";
+  std::string failed = std::to_string(n[1]) + " failed";
+  std::string s =
+      std::to_string(total) + (total == 1 ? " job: " : " jobs: ") + std::to_string(n[0]) + " ok, " +
+      (color ? c.con.paint(failed, n[1] ? "\x1b[31m" : "") : failed) + ", " + std::to_string(n[2]) +
+      " timed out, " + std::to_string(n[3]) + " cancelled, " + std::to_string(n[4]) + " skipped";
   if (c.resumed) s += ", " + std::to_string(c.resumed) + " already ok (--resume)";
   s += buf;
   if (c.shutdown_signal) s += ", interrupted by " + signal_name(c.shutdown_signal);
-  return s + "\n";
+  return s;
+}
+
+// GNU parallel's status for "other error": here, the run is over but its
+// --timeline could not be written.
+constexpr int timeline_failed_status = 255;
+
+// Written once, at the end (after a shutdown signal too): false, with a
+// message, when it cannot be.
+bool write_timeline_page(context& c, double secs) {
+  if (c.opt.timeline.empty()) return true;
+  timeline_run run{.command = c.tmpl.text(),
+                   .start_epoch = c.t0_epoch,
+                   .seconds = secs,
+                   .jobs_at_once = c.opt.jobs,
+                   .summary = summary(c, secs, false),
+                   .jobs = {},
+                   .marks = c.marks};
+  for (const auto& j : c.jobs)
+    if (!j.resumed) run.jobs.push_back(&j.rec);
+  try {
+    write_timeline(c.opt.timeline, timeline_html(run));
+    return true;
+  } catch (const std::exception& e) {
+    c.con.err(std::string(e.what()) + "\n");
+    return false;
+  }
 }
 
 task<int> main_task(context& c) {
   c.t0 = now();
+  c.t0_epoch = wall_now();
   std::vector<grove::job> work;
   std::vector<std::size_t> index;  // run_tasks' job -> ours
   for (std::size_t i = 0; i < c.jobs.size(); ++i) {
@@ -398,9 +454,11 @@ task<int> main_task(context& c) {
   // settle: it runs even in a cancelled task, and a forced stop cutting it
   // short still lets the summary out (the sweep then kills what is left).
   co_await settle(sweep_adopted(c.shutdown_signal ? c.shutdown_signal : SIGTERM, c.opt.grace));
-  c.con.err(summary(c, std::chrono::duration<double>(now() - c.t0).count()));
-  std::size_t bad = c.failed;
-  co_return static_cast<int>(std::min<std::size_t>(bad, 101));
+  double secs = seconds_since(c.t0);
+  bool timeline_written = write_timeline_page(c, secs);
+  c.con.err("grove: " + summary(c, secs, true) + "\n");
+  if (!timeline_written) co_return timeline_failed_status;
+  co_return static_cast<int>(std::min<std::size_t>(c.failed, 101));
 }
 
 bool use_color(const options& o) {
@@ -411,15 +469,21 @@ bool use_color(const options& o) {
 }
 
 void on_signal(context& c, int signo, int stage) {
+  std::string what;
   if (stage == 1) {
     c.shutdown_signal = signo;
     for (process* p : c.running) p->set_terminate_signal(signo);
-    c.con.err("grove: " + signal_name(signo) + ": no new job starts; " +
-              std::to_string(c.running.size()) + " running get " + signal_name(signo) +
-              ", SIGKILL after the grace period; signal again to kill them now\n");
+    what = signal_name(signo) + ": no new job starts; " + std::to_string(c.running.size()) +
+           " running get " + signal_name(signo) +
+           ", SIGKILL after the grace period; signal again to kill them now";
   } else if (stage == 2) {
-    c.con.err("grove: killing the running jobs\n");
+    what = "killing the running jobs";
+  } else {
+    return;  // grove dies now: no timeline is written
   }
+  c.con.err("grove: " + what + "\n");
+  c.marks.push_back(
+      {seconds_since(c.t0), signal_name(signo) + (stage == 2 ? ": kill now" : ""), what});
 }
 
 }  // namespace
@@ -460,6 +524,10 @@ int run_jobs(const options& o) {
       if (c->joblog.empty_at_open()) c->joblog.write_line(joblog_header());
     }
     if (!o.results.empty()) c->results = line_file(o.results);
+    // Created now, so that a path that cannot be written stops grove before
+    // any job runs, not after them.
+    if (!o.timeline.empty())
+      write_timeline(o.timeline, timeline_unfinished_html(c->tmpl.text(), wall_now()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 2;

@@ -3,6 +3,7 @@
 //   options.*      the command line          command.*   templates -> argv
 //   joblog.*       joblog, results, resume   console.*   output, status line
 //   descendants.*  subreaper / PID 1 sweep   jobs.*      running the jobs
+//   timeline.*     --timeline's HTML page
 #include <fcntl.h>
 #include <unistd.h>
 

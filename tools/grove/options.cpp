@@ -33,8 +33,9 @@ a second signal sends SIGKILL at once. grove exits only after every job is
 reaped, then dies by the first signal (a shell loop around it stops).
 
 Exit status: 0 every job ok; 1-100 the number of failed or timed-out jobs
-(101 for more); 2 bad usage (nothing started); killed by the signal after an
-interrupt (130 for SIGINT in a shell, 143 for SIGTERM).
+(101 for more); 2 bad usage (nothing started); 255 the --timeline page could
+not be written; killed by the signal after an interrupt (130 for SIGINT in a
+shell, 143 for SIGTERM).
 
 Manual: docs/cli.md.)";
 
@@ -161,6 +162,7 @@ std::optional<options> parse(std::vector<std::string> args) {
   app.add_option("--joblog", o.joblog, "write a TSV line per job as it ends");
   app.add_option("--results", o.results, "write a JSON line per job (its output too)");
   app.add_option("--resume", o.resume, "skip the jobs already ok in this joblog");
+  app.add_option("--timeline", o.timeline, "write the run as an HTML page (a bar per job)");
   app.add_option("--color", color, "auto | always | never (NO_COLOR is respected)")
       ->check(CLI::IsMember({"auto", "always", "never"}));
 

@@ -39,6 +39,7 @@ struct options {
   std::string joblog;
   std::string results;
   std::string resume;
+  std::string timeline;  // an HTML picture of the run, written at its end
   color_mode color = color_mode::automatic;
 };
 
