@@ -34,6 +34,11 @@ struct promise_base {
   // settle.hpp: run_tasks must report every job). It costs no space: it
   // sits in what would be padding after `state`.
   bool starts_when_cancelled = false;
+  // The co_await in progress met a cancelled frame and was not started:
+  // its adapter's await_ready sets it, its await_suspend reads it at once.
+  // A frame has one co_await in progress at a time, so the flag lives here,
+  // in padding, rather than in every adapter (where it cost 8 bytes).
+  bool early_cancelled = false;
 
   // Cancellation reaches this frame. true: it is now cancelled synchronously
   // (nothing will resume it; it may be destroyed). false: it is running, ready
@@ -76,11 +81,27 @@ struct promise_base {
   }
 };
 
+// Whether an adapter must stand between the awaiter and the frame when the
+// awaiter resumes it: only when the answer may be "unwind" (a cancellable
+// awaiter with await_must_resume). Otherwise the awaiter is handed the
+// frame's own handle and the adapter carries no proxy: 16 bytes less in
+// every frame suspended on it (a sleep, a checkpoint, a semaphore wait).
+template <class Aw>
+inline constexpr bool needs_resume_proxy = valid_cancel<Aw> && valid_must_resume<Aw>;
+
+struct no_proxy {};
+
+template <class Owner, class Aw>
+using resume_proxy_for = std::conditional_t<needs_resume_proxy<std::remove_cvref_t<Aw>>,
+                                            embedded_proxy<Owner>, no_proxy>;
+
 // Wraps every co_await in a task: the cancellation check at the suspension
-// point, and the proxy that decides between resuming and unwinding.
+// point, and (for awaiters that may confirm a cancellation when they
+// resume) the proxy that decides between resuming and unwinding.
 template <class Aw, class P>
-class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>> {
+class adapter final : public awaiting_base, public resume_proxy_for<adapter<Aw, P>, Aw> {
   static_assert(check_awaiter_hooks<Aw>());
+  static constexpr bool proxied = needs_resume_proxy<std::remove_cvref_t<Aw>>;
 
  public:
   template <class A>
@@ -93,20 +114,17 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
   adapter& operator=(const adapter&) = delete;
 
   bool await_ready() {
-    if (effectively_cancelled(self_->node) && early_cancel(inner_)) {
-      early_cancelled_ = true;
-      return false;
-    }
-    return inner_.await_ready();
+    self_->early_cancelled = effectively_cancelled(self_->node) && early_cancel(inner_);
+    return !self_->early_cancelled && inner_.await_ready();
   }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
-    if (early_cancelled_) return self_->finish_cancelled();
+    if (self_->early_cancelled) return self_->finish_cancelled();
     if constexpr (valid_cancel<std::remove_cvref_t<Aw>>) {
       self_->waiting_on = this;
       std::coroutine_handle<> next;
       try {
-        next = suspend_into(inner_, this->proxy_handle(), h);
+        next = suspend_into(inner_, resume_handle(), h);
       } catch (...) {
         self_->waiting_on = nullptr;  // the exception surfaces at the co_await
         throw;
@@ -118,11 +136,15 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
     }
   }
 
-  decltype(auto) await_resume() { return static_cast<Aw&&>(inner_).await_resume(); }
+  decltype(auto) await_resume() {
+    // Without a proxy the awaiter resumed the frame itself: the wait is over.
+    if constexpr (!proxied) self_->waiting_on = nullptr;
+    return static_cast<Aw&&>(inner_).await_resume();
+  }
 
   bool cancel() noexcept override {
     if constexpr (valid_cancel<std::remove_cvref_t<Aw>>) {
-      if (!inner_.await_cancel(this->proxy_handle())) return false;
+      if (!inner_.await_cancel(resume_handle())) return false;
       self_->state = task_state::cancelled;
       self_->waiting_on = nullptr;
       return true;
@@ -150,6 +172,14 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
   void proxy_resumed(proxy_tag) noexcept { next().resume(); }
 
  private:
+  // What the awaiter resumes: the proxy, or the frame itself.
+  std::coroutine_handle<> resume_handle() noexcept {
+    if constexpr (proxied)
+      return this->proxy_handle();
+    else
+      return std::coroutine_handle<P>::from_promise(*self_);
+  }
+
   std::coroutine_handle<> next() noexcept {
     self_->waiting_on = nullptr;
     if (must_resume(inner_)) return std::coroutine_handle<P>::from_promise(*self_);
@@ -158,7 +188,6 @@ class adapter final : public awaiting_base, public embedded_proxy<adapter<Aw, P>
 
   Aw inner_;
   P* self_;
-  bool early_cancelled_ = false;
 };
 
 template <class T>

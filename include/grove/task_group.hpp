@@ -22,9 +22,19 @@ class task_group;
 
 namespace detail {
 
+// A task group's cancellation node. Its children's frames run in it (a
+// frame's context is set once, before it first runs), so a child's record
+// finds its group through its frame instead of keeping a pointer of its own.
+struct group_node : cancel_node {
+  task_group* group = nullptr;
+};
+
 // One spawned child: its callable and arguments (kept alive until the child
 // finishes, so the child may refer to them), its frame, and its list hook.
 // The frame's parent is this record: when the child ends, the group hears.
+// 48 bytes besides the callable and arguments, one per sleeping child: no
+// pointer to the group (the frame's context leads there), and the frame
+// handle is the start node's target (it names the frame it starts).
 class child_base : public frame_parent, public list_hook {
  public:
   child_base(const child_base&) = delete;
@@ -33,16 +43,18 @@ class child_base : public frame_parent, public list_hook {
 
   virtual promise_base& promise() noexcept = 0;
   bool started() const noexcept { return !start_.linked(); }
-  std::coroutine_handle<> child_ended() noexcept override;
 
  protected:
-  explicit child_base(task_group& g) noexcept : group_(&g) {}
-  void bind(promise_base& p, std::coroutine_handle<> frame) noexcept;
+  child_base() noexcept = default;
+  // Takes ownership of the child's frame and makes it run in `g`.
+  void bind(task_group& g, promise_base& p, std::coroutine_handle<> frame) noexcept;
+  std::coroutine_handle<> frame() const noexcept { return start_.target; }
+  // The frame (whose promise is `p`) has ended: tells its group.
+  std::coroutine_handle<> ended(promise_base& p) noexcept;
 
  private:
   friend class grove::task_group;
 
-  task_group* group_;
   ready_node start_;
 };
 
@@ -51,24 +63,32 @@ class child final : public child_base {
   using result = std::invoke_result_t<F&, Args&...>;
   static_assert(is_task<result>::value,
                 "task_group::spawn: the callable must return a grove::task<T>");
+  using handle = std::coroutine_handle<typename result::promise_type>;
 
  public:
   template <class FF, class... AA>
   child(task_group& g, FF&& f, AA&&... args)
-      : child_base(g), fn_(std::forward<FF>(f)), args_(std::forward<AA>(args)...) {
-    task_ = std::apply(fn_, args_);  // arguments are passed as lvalues into this record
-    bind(task_.handle().promise(), task_.handle());
+      : fn_(std::forward<FF>(f)), args_(std::forward<AA>(args)...) {
+    // Arguments are passed as lvalues into this record.
+    handle h = std::apply(fn_, args_).release();
+    bind(g, h.promise(), h);
   }
+  // The frame dies before the callable and arguments it may refer to.
+  ~child() override { frame().destroy(); }
 
   static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
 
-  promise_base& promise() noexcept override { return task_.handle().promise(); }
+  promise_base& promise() noexcept override { return typed_promise(); }
+  std::coroutine_handle<> child_ended() noexcept override { return ended(typed_promise()); }
 
  private:
+  typename result::promise_type& typed_promise() noexcept {
+    return handle::from_address(frame().address()).promise();
+  }
+
   [[no_unique_address]] F fn_;
   [[no_unique_address]] std::tuple<Args...> args_;
-  result task_;  // declared last: the frame dies before the callable it may refer to
 };
 
 // The group's side of its awaiter (type-erased over the body's T).
@@ -136,7 +156,7 @@ class task_group {
   void cancel_all() noexcept;
   void cancel_children() noexcept;
 
-  detail::cancel_node node_;
+  detail::group_node node_{{}, this};
   detail::intrusive_list<detail::child_base> children_;
   std::vector<std::exception_ptr> errors_;
   detail::group_runner* runner_ = nullptr;
@@ -147,13 +167,14 @@ class task_group {
 
 namespace detail {
 
-inline void child_base::bind(promise_base& p, std::coroutine_handle<> frame) noexcept {
-  p.attach(&group_->node_, this);
+inline void child_base::bind(task_group& g, promise_base& p,
+                             std::coroutine_handle<> frame) noexcept {
+  p.attach(&g.node_, this);
   start_.target = frame;
 }
 
-inline std::coroutine_handle<> child_base::child_ended() noexcept {
-  group_->child_done(*this);  // destroys this record
+inline std::coroutine_handle<> child_base::ended(promise_base& p) noexcept {
+  static_cast<group_node*>(p.node)->group->child_done(*this);  // destroys this record
   return std::noop_coroutine();
 }
 

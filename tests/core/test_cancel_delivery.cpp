@@ -380,5 +380,55 @@ TEST(cancel_delivery, cancel_returns_after_the_cancelled_frames_destructors_ran)
   EXPECT_EQ(j.lines, (lines{"~child 0", "~child 1", "~child 2", "cancel returned; 1 free"}));
 }
 
+// A wait that a sibling ends by posting the frame's resumption. It has
+// await_cancel but no await_must_resume, so it always resumes its frame,
+// and the frame's adapter hands it the frame's own handle (no proxy).
+struct posted_wake {
+  detail::ready_node wake;
+  int cancels = 0;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { wake.target = h; }
+  // Posted: refused (the posted-resumption rule). Not posted: nothing to undo.
+  bool await_cancel(std::coroutine_handle<>) noexcept {
+    ++cancels;
+    return !wake.linked();
+  }
+  void await_resume() const noexcept {}
+};
+
+// A cancel that arrives while such a resumption is posted is refused and met
+// at the frame's next suspension point; once the frame has resumed, the wait
+// is over: a cancel made while the frame runs no longer reaches the awaiter.
+TEST(cancel_delivery, a_posted_resumption_without_must_resume_is_met_at_the_next_wait) {
+  posted_wake w;
+  cancel_scope outer;
+  cancel_scope inner;
+  journal j;
+  run_siblings(
+      [&]() -> task<void> {
+        co_await outer.run([&]() -> task<void> {
+          co_await inner.run([&]() -> task<void> {
+            raii_probe p(j, "body");
+            co_await w;
+            j("resumed" + at());
+            outer.cancel();  // reaches this running frame: noticed below
+            j("cancels " + std::to_string(w.cancels));
+            co_await sleep(1h);
+            ADD_FAILURE() << "the cancelled body went on";
+          }());
+        }());
+        j("after" + at());
+      },
+      [&]() -> task<void> {
+        co_await sleep(10ms);
+        event_loop::current()->post(w.wake);
+        inner.cancel();
+        EXPECT_EQ(w.cancels, 1);  // refused: the resumption is posted
+      });
+  EXPECT_EQ(j.lines, (lines{"resumed at 10", "cancels 1", "~body", "after at 10"}));
+  EXPECT_TRUE(outer.cancelled_caught());
+  EXPECT_FALSE(inner.cancelled_caught());
+}
+
 }  // namespace
 }  // namespace grove::testing

@@ -323,6 +323,53 @@ TEST(frame_pool, thread_exit_unmaps_the_arenas_unless_a_block_is_live) {
   EXPECT_EQ(leaked[127], 7);
 }
 
+// What a sleeping task costs (docs/benchmarks.md, "Memory of a sleeping
+// task (W4)"): a group child is one frame and one record, nothing else from
+// the pool, and these are the parts' budgets.
+auto sleeper = []() -> task<void> { co_await sleep(1h); };
+
+// The promise: context, parent, current wait, error, and three flags in what
+// would be padding (state, starts_when_cancelled, early_cancelled).
+static_assert(sizeof(detail::promise_base) <= 5 * sizeof(void*));
+// An awaiter that never refuses its resumption (no await_must_resume) is
+// wrapped without a proxy: the adapter is a vtable pointer, the awaiter (a
+// reference to the temporary, for `co_await sleep(d)`) and the promise.
+static_assert(!detail::needs_resume_proxy<detail::sleep_awaiter<true>>);
+static_assert(sizeof(detail::adapter<detail::awaiter_t<detail::sleep_awaiter<true>>,
+                                     detail::promise<void>>) == 3 * sizeof(void*));
+// An awaiter that may confirm a cancellation when it resumes keeps the proxy.
+static_assert(detail::needs_resume_proxy<detail::task_awaiter<void>>);
+// A child's record: a vtable pointer, its place in the group's list, and its
+// start node (whose target is the frame); no group pointer, no second handle.
+static_assert(sizeof(detail::child<decltype(sleeper)>) == 6 * sizeof(void*));
+
+TEST(frame_pool, a_sleeping_group_child_is_one_frame_and_one_record) {
+  on_fresh_thread([] {
+    constexpr std::size_t n = 100;
+    pool::stats before, sleeping;
+    auto o = run_virtual([&]() -> task<void> {
+      co_await with_task_group([&](task_group& g) -> task<void> {
+        before = pool::thread_stats();
+        for (std::size_t i = 0; i < n; ++i) g.spawn(sleeper);
+        co_await checkpoint();  // every child has started and sleeps
+        sleeping = pool::thread_stats();
+        g.cancel();
+      });
+    }());
+    ASSERT_TRUE(o.has_value());
+#if GROVE_FRAME_POOL
+    EXPECT_EQ(sleeping.live - before.live, 2 * n);
+#if defined(__clang__) && defined(__OPTIMIZE__)
+    // The W4 budget, as clang lays out an optimised frame: 128 bytes of frame
+    // (its size class exactly) and 48 of record.
+    EXPECT_EQ(sleeping.carved - before.carved, n * (128 + 48));
+#endif
+#else
+    EXPECT_EQ(sleeping.live, before.live);  // ASan bypasses the pool
+#endif
+  });
+}
+
 TEST(frame_pool, frames_use_the_pool_unless_asan_bypasses_it) {
   on_fresh_thread([] {
     const pool::stats before = pool::thread_stats();
