@@ -31,6 +31,9 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+// --debug-log / --trace: what debug mode costs when it is on (off by default).
+grove::debug_options bench_debug;
+
 struct result {
   double value = 0;
   std::string check = "ok";
@@ -51,6 +54,7 @@ result w1(long n) {
   long counter = 0;
   steady::time_point t0, t1;
   grove::event_loop loop;
+  loop.set_debug(bench_debug);
   auto o = loop.run([&]() -> grove::task<void> {
     t0 = steady::now();
     co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
@@ -88,6 +92,7 @@ result w2(long n, long c) {
     });
   steady::time_point t0, t1;
   grove::event_loop loop;
+  loop.set_debug(bench_debug);
   auto o = loop.run([&]() -> grove::task<void> {
     t0 = steady::now();
     grove::run_report rep = co_await grove::run_tasks(std::move(jobs), static_cast<int>(c));
@@ -108,6 +113,7 @@ result w2s(long n, long c) {
   long counter = 0, running = 0, peak = 0;
   steady::time_point t0, t1;
   grove::event_loop loop;
+  loop.set_debug(bench_debug);
   auto o = loop.run([&]() -> grove::task<void> {
     grove::semaphore sem(static_cast<std::size_t>(c));
     t0 = steady::now();
@@ -156,6 +162,7 @@ result w2s(long n, long c) {
                             });
     });
   grove::run_options opts;
+  opts.debug = bench_debug;
   opts.on_signal = [&](int, int stage) {
     if (stage == 1) t_signal = steady::now();
   };
@@ -200,6 +207,7 @@ long resident_bytes() {
 result w4(long n) {
   long rss_before = 0, rss_after = 0;
   grove::event_loop loop;
+  loop.set_debug(bench_debug);
   auto o = loop.run([&]() -> grove::task<void> {
     rss_before = resident_bytes();
     co_await grove::move_on_after(
@@ -280,6 +288,7 @@ result w7(long n) {
   steady::time_point t0, t1, t_cancelled;
   {
     grove::event_loop loop;  // goes before the sockets: their close is untimed
+    loop.set_debug(bench_debug);
     auto o = loop.run([&]() -> grove::task<void> {
       co_await grove::with_task_group([&](grove::task_group& g) -> grove::task<void> {
         for (long i = 0; i < n; ++i)
@@ -329,10 +338,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1L, 100'000'000L));
   app.add_option("--repeat", repeat, "runs; the best is reported (w3: 1)")
       ->check(CLI::Range(1, 100));
+  bool debug_log = false;
+  app.add_flag("--debug-log", debug_log, "debug mode's event log on (written to /dev/null)");
+  app.add_option("--trace", bench_debug.trace_file, "debug mode's trace file");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (debug_log) {
+    bench_debug.log = true;
+    bench_debug.log_file = std::fopen("/dev/null", "w");
   }
   if ((workload == "w2" || workload == "w2s") && c == 0) c = 1000;
   if (workload == "w3" && (c == 0 || c > n)) {

@@ -113,6 +113,10 @@ class child_process {
   }
 
   // The same on stderr.
+  template <class Pred>
+  bool read_err_until(Pred done) {
+    return read_stream_until(err_fd_, err_, done);
+  }
   bool read_err_until_line(const std::string& line) {
     return read_stream_until(err_fd_, err_,
                              [&](const std::string& err) { return has_line(err, line); });

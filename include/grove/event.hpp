@@ -9,6 +9,7 @@
 #include <cassert>
 #include <coroutine>
 #include <cstddef>
+#include <cstdlib>
 #include <grove/detail/wait_list.hpp>
 #include <grove/event_loop.hpp>
 #include <string>
@@ -65,7 +66,16 @@ class event {
   event() noexcept = default;
   event(const event&) = delete;
   event& operator=(const event&) = delete;
-  ~event() { assert(waiters_.empty() && "grove::event destroyed while tasks wait on it"); }
+  // Destroying an event that tasks wait on is a bug: reported on stderr with
+  // the task tree; aborts unless NDEBUG is defined.
+  ~event() {
+    if (!waiters_.empty()) [[unlikely]] {
+      detail::report_leaked_waiters("grove::event", waiters_.size());
+#ifndef NDEBUG
+      std::abort();
+#endif
+    }
+  }
 
   // Sets the flag and posts every current waiter to the ready queue (none is
   // resumed inline). Idempotent: setting a set event does nothing.

@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <grove/debug.hpp>
 #include <grove/detail/intrusive.hpp>
 #include <grove/detail/reaper.hpp>
 #include <grove/detail/timer_wheel.hpp>
@@ -29,6 +30,9 @@ struct fd_watch {
   int fd = -1;
   std::uint32_t events = 0;
   void (*on_event)(fd_watch*, std::uint32_t) = nullptr;
+  // Its events never wake a task (run's task-tree dump signal): it does not
+  // keep a deadlocked loop from being reported.
+  bool passive = false;
 };
 
 }  // namespace detail
@@ -85,6 +89,13 @@ class event_loop {
   void watch_fd(detail::fd_watch& w);
   void unwatch_fd(detail::fd_watch& w) noexcept;
 
+  // Debug logging and trace export for the runs that start from now on
+  // (grove/debug.hpp); call it before run(). grove::run passes its
+  // run_options::debug here.
+  void set_debug(debug_options o) { debug_options_ = std::move(o); }
+  // The live task tree, one line per level (dump_task_tree prints it).
+  void describe_tree(std::string& out, int depth) const;
+
   // For layers built on the loop (grove::io keeps its descriptor
   // registrations per loop): called with every loop as it is destroyed.
   static void set_destroy_hook(void (*hook)(event_loop*) noexcept) noexcept;
@@ -97,6 +108,8 @@ class event_loop {
   void run_until_done(const bool& done, detail::promise_base& root);
   void fire_timers(time_point now);
   std::size_t run_batch();
+  template <class F>
+  void run_timed(F callback);  // debug mode: the slow-callback warning
   void poll(bool may_block, time_point wake_at);
   bool poll_due() const noexcept;
   [[noreturn]] void report_deadlock(const detail::promise_base& root);
@@ -125,6 +138,8 @@ class event_loop {
   bool forced_ = false;
   detail::cancel_node root_node_;
   detail::promise_base* root_ = nullptr;
+  debug_options debug_options_;
+  detail::debug_session_ptr debug_;
   bool root_finished_ = false;  // the root was cancelled synchronously
   std::mutex remote_mutex_;
   detail::intrusive_list<detail::ready_node> remote_;

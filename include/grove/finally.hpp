@@ -72,8 +72,9 @@ class finally_awaiter {
     out += phase_ == phase::body              ? "finally (body)\n"
            : phase_ == phase::pending_cleanup ? "finally (cleanup about to start)\n"
                                               : "finally (running cleanup, shielded)\n";
-    if (phase_ == phase::body) describe_frame(body_.handle().promise(), out, depth + 1);
-    if (phase_ == phase::cleanup) describe_frame(cleanup_.handle().promise(), out, depth + 1);
+    if (phase_ == phase::body) describe_frame(body_.handle().promise(), out, depth + 1, "body");
+    if (phase_ == phase::cleanup)
+      describe_frame(cleanup_.handle().promise(), out, depth + 1, "cleanup");
   }
 
  private:
@@ -125,6 +126,7 @@ class finally_awaiter {
     shield_node_.parent = parent_node_;
     shield_node_.shield = true;
     cleanup_.handle().promise().attach(&shield_node_, &cleanup_end_);
+    trace(cleanup_.handle().promise(), frame_event::cleanup_started);
     return cleanup_.handle();
   }
 

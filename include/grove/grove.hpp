@@ -3,6 +3,7 @@
 
 #include <grove/awaitable.hpp>
 #include <grove/cancel.hpp>
+#include <grove/debug.hpp>
 #include <grove/errors.hpp>
 #include <grove/event.hpp>
 #include <grove/event_loop.hpp>

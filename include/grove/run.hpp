@@ -9,6 +9,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <grove/debug.hpp>
 #include <grove/event_loop.hpp>
 #include <grove/task.hpp>
 #include <memory>
@@ -55,6 +56,22 @@ struct run_options {
   // print "stopping; press Ctrl+C again to force". An exception it throws is
   // printed to stderr and the stage proceeds. Empty: nothing is called.
   std::function<void(int signo, int stage)> on_signal;
+
+  // On this signal run prints the task tree to stderr (grove::dump_task_tree)
+  // and the program goes on undisturbed: `kill -USR1 <pid>` answers "which
+  // task is stuck, and on what?". It is blocked and read like the shutdown
+  // signals (and stays ignored if it was). 0: none. Must not be one of
+  // `signals` (std::invalid_argument).
+  int dump_signal = SIGUSR1;
+
+  // When a forced shutdown (second signal, or the grace period running out)
+  // cuts cleanups short, print the tasks that were still running or cleaning
+  // up, and what each waited on, to stderr: why the shutdown took so long.
+  bool report_forced = true;
+
+  // Debug logging and trace export (grove/debug.hpp); by default what the
+  // GROVE_DEBUG and GROVE_TRACE environment variables ask for.
+  debug_options debug = debug_options::from_environment();
 };
 
 namespace detail {

@@ -10,6 +10,7 @@
 #include <cassert>
 #include <coroutine>
 #include <cstddef>
+#include <cstdlib>
 #include <grove/detail/wait_list.hpp>
 #include <grove/event_loop.hpp>
 #include <limits>
@@ -130,8 +131,16 @@ class semaphore {
 
   semaphore(const semaphore&) = delete;
   semaphore& operator=(const semaphore&) = delete;
+  // Destroying a semaphore that tasks wait on is a bug (they could never
+  // resume): it is reported on stderr with the task tree, and aborts unless
+  // NDEBUG is defined.
   ~semaphore() {
-    assert(waiters_.empty() && handed_ == 0 && "grove::semaphore destroyed while tasks wait on it");
+    if (!waiters_.empty() || handed_ != 0) [[unlikely]] {
+      detail::report_leaked_waiters("grove::semaphore", waiters_.size() + handed_);
+#ifndef NDEBUG
+      std::abort();
+#endif
+    }
   }
 
   // `co_await s.acquire();` takes one permit. Does not suspend when a permit

@@ -7,6 +7,7 @@
 #include <grove/detail/frame_pool.hpp>
 #include <grove/detail/protocol.hpp>
 #include <grove/detail/reaper.hpp>
+#include <grove/detail/trace.hpp>
 #include <grove/outcome.hpp>
 #include <new>
 #include <optional>
@@ -39,6 +40,17 @@ struct promise_base {
   // A frame has one co_await in progress at a time, so the flag lives here,
   // in padding, rather than in every adapter (where it cost 8 bytes).
   bool early_cancelled = false;
+  // The frame has an entry in the debug table (a name, an id, a time):
+  // destroying it drops the entry (detail/trace.hpp). In padding too.
+  bool traced = false;
+
+  promise_base() noexcept = default;
+  promise_base(const promise_base&) = delete;
+  promise_base& operator=(const promise_base&) = delete;
+  ~promise_base() {
+    if (traced) [[unlikely]]
+      forget_frame(*this);
+  }
 
   // Cancellation reaches this frame. true: it is now cancelled synchronously
   // (nothing will resume it; it may be destroyed). false: it is running, ready
@@ -48,15 +60,21 @@ struct promise_base {
   // (see detail/reaper.hpp): a destructor that cancels again cannot pull a
   // frame out from under the walk.
   bool cancel() noexcept {
-    if (waiting_on == nullptr) return false;
+    if (waiting_on == nullptr) {
+      trace(*this, frame_event::cancel_requested);
+      return false;
+    }
     reap_guard delivering;
-    return waiting_on->cancel();
+    bool now = waiting_on->cancel();
+    trace(*this, now ? frame_event::cancel_delivered : frame_event::cancel_requested);
+    return now;
   }
 
   // Marks the frame cancelled; returns what to run next (its parent decides).
   std::coroutine_handle<> finish_cancelled() noexcept {
     state = task_state::cancelled;
     waiting_on = nullptr;
+    trace(*this, frame_event::unwound);
     return ended();
   }
 
@@ -73,6 +91,7 @@ struct promise_base {
   void attach(cancel_node* context, frame_parent* end) noexcept {
     node = context;
     parent = end;
+    trace(*this, frame_event::attached);
   }
 
   void unhandled_exception() noexcept {
@@ -122,6 +141,8 @@ class adapter final : public awaiting_base, public resume_proxy_for<adapter<Aw, 
     if (self_->early_cancelled) return self_->finish_cancelled();
     if constexpr (valid_cancel<std::remove_cvref_t<Aw>>) {
       self_->waiting_on = this;
+      if (self_->traced || tl_trace != nullptr) [[unlikely]]
+        note_suspended(*self_);
       std::coroutine_handle<> next;
       try {
         next = suspend_into(inner_, resume_handle(), h);
@@ -139,6 +160,7 @@ class adapter final : public awaiting_base, public resume_proxy_for<adapter<Aw, 
   decltype(auto) await_resume() {
     // Without a proxy the awaiter resumed the frame itself: the wait is over.
     if constexpr (!proxied) self_->waiting_on = nullptr;
+    trace(*self_, frame_event::resumed);
     return static_cast<Aw&&>(inner_).await_resume();
   }
 
@@ -193,10 +215,19 @@ class adapter final : public awaiting_base, public resume_proxy_for<adapter<Aw, 
 template <class T>
 struct promise;
 
+// Reports the first resumption to the debug hooks.
+struct initial_awaiter {
+  promise_base& self;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept { trace(self, frame_event::started); }
+};
+
 struct final_awaiter {
   bool await_ready() const noexcept { return false; }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    trace(h.promise(), frame_event::finished);
     return h.promise().ended();
   }
   void await_resume() const noexcept {}
@@ -245,7 +276,7 @@ struct promise_storage<void> : promise_base {
 template <class T>
 struct promise final : promise_storage<T> {
   task<T> get_return_object() noexcept;
-  std::suspend_always initial_suspend() const noexcept { return {}; }
+  initial_awaiter initial_suspend() noexcept { return {*this}; }
   final_awaiter final_suspend() const noexcept { return {}; }
 
   template <class A>
@@ -277,9 +308,7 @@ class task_awaiter {
   T await_resume() { return child_.promise().take(); }
 
   void await_describe(std::string& out, int depth) const {
-    indent(out, depth);
-    out += "task\n";
-    describe_frame(child_.promise(), out, depth + 1);
+    describe_frame(child_.promise(), out, depth);
   }
 
  private:

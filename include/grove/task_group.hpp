@@ -237,16 +237,9 @@ class group_awaiter final : public group_runner, public frame_parent {
   void await_describe(std::string& out, int depth) const {
     indent(out, depth);
     out += "task_group (" + std::to_string(group_->size_) + " children)\n";
-    if (!body_finished_) {
-      indent(out, depth + 1);
-      out += "body:\n";
-      describe_frame(body_.handle().promise(), out, depth + 2);
-    }
-    group_->children_.for_each([&](child_base& c) {
-      indent(out, depth + 1);
-      out += c.started() ? "child:\n" : "child (not started)\n";
-      if (c.started()) describe_frame(c.promise(), out, depth + 2);
-    });
+    if (!body_finished_) describe_frame(body_.handle().promise(), out, depth + 1, "body");
+    group_->children_.for_each(
+        [&](child_base& c) { describe_frame(c.promise(), out, depth + 1, "child", c.started()); });
   }
 
   void on_children_done() noexcept override {

@@ -22,15 +22,6 @@ void indent(std::string& out, int depth) {
   out.append(static_cast<std::size_t>(depth) * 2, ' ');
 }
 
-void describe_frame(const promise_base& p, std::string& out, int depth) {
-  if (p.waiting_on != nullptr) {
-    p.waiting_on->describe(out, depth);
-  } else {
-    indent(out, depth);
-    out += "(running, ready to run, or blocked on a non-cancellable awaiter)\n";
-  }
-}
-
 void describe_sleep(std::string& out, int depth, time_point deadline) {
   indent(out, depth);
   out += "sleep until " + std::to_string(deadline.time_since_epoch().count() / 1000) +

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <thread>
 
+#include "debug_session.hpp"
+
 namespace grove {
 namespace {
 
@@ -124,11 +126,11 @@ void event_loop::watch_fd(detail::fd_watch& w) {
   ev.events = w.events;
   ev.data.ptr = &w;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.fd, &ev) < 0) throw_errno("grove: epoll_ctl(ADD)");
-  ++watches_;
+  if (!w.passive) ++watches_;
 }
 
 void event_loop::unwatch_fd(detail::fd_watch& w) noexcept {
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.fd, nullptr) == 0) --watches_;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.fd, nullptr) == 0 && !w.passive) --watches_;
 }
 
 void event_loop::fire_timers(time_point t) {
@@ -144,6 +146,16 @@ constexpr std::size_t batch_limit = 64;
 constexpr duration poll_interval = std::chrono::microseconds(500);
 }  // namespace
 
+template <class F>
+void event_loop::run_timed(F callback) {
+  if (!detail::times_callbacks(*debug_)) return callback();
+  detail::before_callback(*debug_);
+  auto t0 = std::chrono::steady_clock::now();
+  callback();
+  auto ns = std::chrono::duration_cast<duration>(std::chrono::steady_clock::now() - t0).count();
+  if (debug_ != nullptr) detail::sink_of(*debug_).on_callback(ns);
+}
+
 // Runs what was ready when the batch began, at most batch_limit tasks; the
 // rest stays at the front of the queue, before what the batch posted.
 std::size_t event_loop::run_batch() {
@@ -154,7 +166,10 @@ std::size_t event_loop::run_batch() {
     detail::ready_node* n = batch.pop_front();
     if (n == nullptr) break;
     ++ran;
-    n->target.resume();
+    if (debug_ != nullptr) [[unlikely]]
+      run_timed([n] { n->target.resume(); });
+    else
+      n->target.resume();
     if (detail::reap_due) detail::reap();  // frames that ended or were cancelled while it ran
   }
   ready_.splice_front(batch);
@@ -200,7 +215,11 @@ void event_loop::poll(bool may_block, time_point wake_at) {
       ready_.splice_back(remote_);
     } else {
       auto* w = static_cast<detail::fd_watch*>(events[i].data.ptr);
-      w->on_event(w, events[i].events);
+      std::uint32_t ev = events[i].events;
+      if (debug_ != nullptr) [[unlikely]]
+        run_timed([w, ev] { w->on_event(w, ev); });
+      else
+        w->on_event(w, ev);
       if (detail::reap_due) detail::reap();
     }
   }
@@ -213,6 +232,14 @@ void event_loop::enter(detail::promise_base& root) {
         "co_await the task instead of starting another loop");
   tl_current = this;
   root_ = &root;
+  try {
+    debug_ = detail::start_debug_session(debug_options_);
+  } catch (...) {
+    tl_current = nullptr;
+    root_ = nullptr;
+    throw;
+  }
+  if (debug_ != nullptr) detail::tl_trace = &detail::sink_of(*debug_);
   root_finished_ = false;
   forced_ = false;
 }
@@ -223,6 +250,8 @@ void event_loop::leave() noexcept {
   detail::reap();
   timers_.clear();
   ready_.clear();
+  detail::tl_trace = nullptr;
+  debug_.reset();  // writes the trace file
   tl_current = nullptr;
   root_ = nullptr;
 }
@@ -251,12 +280,21 @@ void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
   }
 }
 
-void event_loop::report_deadlock(const detail::promise_base& root) {
+void event_loop::report_deadlock(const detail::promise_base&) {
   std::string report =
       "grove: deadlock: every task is blocked, no timer is pending and nothing "
       "else can wake them.\nTask tree:\n";
-  detail::describe_frame(root, report, 1);
+  describe_tree(report, 1);
   throw deadlock_error(report);
+}
+
+void event_loop::describe_tree(std::string& out, int depth) const {
+  if (root_ == nullptr) {
+    detail::indent(out, depth);
+    out += "(no task: the loop is not running one)\n";
+    return;
+  }
+  detail::describe_frame(*root_, out, depth, "main");
 }
 
 }  // namespace grove

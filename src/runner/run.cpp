@@ -6,12 +6,15 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <grove/debug.hpp>
 #include <grove/errors.hpp>
 #include <grove/run.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "signal_bridge.hpp"
 
@@ -69,7 +72,15 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
   try {
     sigemptyset(&set_);
     bool any = false;
-    for (int signo : options.signals) {
+    for (int signo : options.signals)
+      if (signo == options.dump_signal)
+        throw std::invalid_argument("grove::run: run_options::dump_signal (" +
+                                    std::to_string(signo) +
+                                    ") is also a shutdown signal; pick another, or 0");
+    std::vector<int> wanted = options.signals;
+    if (options.dump_signal != 0) wanted.push_back(options.dump_signal);
+    bool shutdown_any = false;  // else only the dump signal: it wakes no task
+    for (int signo : wanted) {
       if (signo == SIGKILL || signo == SIGSTOP)
         throw std::invalid_argument(
             "grove::run: SIGKILL and SIGSTOP cannot be caught; "
@@ -81,6 +92,7 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
       if (current.sa_handler == SIG_IGN) continue;  // inherited "ignore" is respected
       sigaddset(&set_, signo);
       any = true;
+      shutdown_any = shutdown_any || signo != options.dump_signal;
     }
     if (!any) return;
 
@@ -95,6 +107,7 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
     watch_.events = EPOLLIN;
     watch_.on_event = &signal_bridge::on_readable;
     watch_.self = this;
+    watch_.passive = !shutdown_any;
     loop.watch_fd(watch_);
     watching_ = true;
     grace_proxy_ = make_proxy<signal_bridge, &signal_bridge::on_grace>(this);
@@ -143,6 +156,13 @@ void signal_bridge::on_readable(fd_watch* w, std::uint32_t) {
 }
 
 void signal_bridge::on_signal(int signo) {
+  if (signo == options_->dump_signal) {
+    if (tl_trace != nullptr) tl_trace->on_signal(signo, 0);
+    std::string tree = task_tree_text();
+    std::fputs(tree.c_str(), stderr);
+    std::fflush(stderr);
+    return;
+  }
   time_point now = loop_->now();
   if (stage_ > 0 && now - last_counted_ < options_->debounce) return;  // a duplicate
   last_counted_ = now;
@@ -156,6 +176,7 @@ void signal_bridge::on_grace() noexcept {
 
 void signal_bridge::enter_stage(int stage, int signo) noexcept {
   stage_ = stage;
+  if (tl_trace != nullptr) tl_trace->on_signal(signo, stage);
   call_hook(signo, stage);
   switch (stage) {
     case 1: {
@@ -170,10 +191,27 @@ void signal_bridge::enter_stage(int stage, int signo) noexcept {
     }
     case 2:
       loop_->remove_timer(grace_timer_);
+      if (options_->report_forced) report_forced(signo);
       loop_->force_cancel();
       break;
     default:
       die_by(first_signo_);
+  }
+}
+
+// Before the forced cancellation tears the tree down: what was still
+// running or cleaning up, and on what it waited.
+void signal_bridge::report_forced(int signo) noexcept {
+  try {
+    std::string msg = "grove: ";
+    msg += signo == 0 ? "the grace period ran out"
+                      : std::string("a second signal (SIG") + sigabbrev_np(signo) + ") came";
+    msg += "; forcing shutdown. These tasks were still running or cleaning up:\n";
+    msg += task_tree_text();
+    std::fputs(msg.c_str(), stderr);
+    std::fflush(stderr);
+  } catch (...) {
+    std::fputs("grove: forcing shutdown (the task tree could not be printed)\n", stderr);
   }
 }
 
@@ -227,7 +265,9 @@ void signal_bridge::die_by(int signo) noexcept {
 run_session::run_session(run_options options)
     : options_(std::move(options)),
       loop_(clock_mode::real),
-      bridge_(std::make_unique<signal_bridge>(loop_, options_)) {}
+      bridge_(std::make_unique<signal_bridge>(loop_, options_)) {
+  loop_.set_debug(options_.debug);
+}
 
 run_session::~run_session() = default;
 

@@ -75,6 +75,7 @@ class signal_bridge {
   void on_grace() noexcept;
   void enter_stage(int stage, int signo) noexcept;
   void call_hook(int signo, int stage) noexcept;
+  void report_forced(int signo) noexcept;
   void release() noexcept;
 
   event_loop* loop_;

@@ -438,7 +438,7 @@ TEST(event_loop, the_deadlock_report_shows_the_task_tree) {
   }
   EXPECT_EQ(loop.now(), time_point{} + 2s);
   for (const char* part : {"deadlock", "Task tree", "task_group", "finally (running cleanup",
-                           "shielded cancel_scope", "never_wakes", "non-cancellable"})
+                           "shielded cancel_scope", "never_wakes", "cannot be cancelled"})
     EXPECT_NE(report.find(part), std::string::npos) << "missing '" << part << "' in:\n" << report;
 }
 

@@ -1,6 +1,6 @@
 // A program built on grove::run, for tests/runner/test_run_signals.cpp to start,
 // signal and watch. It prints "ready" (flushed) when main has started, then
-// runs `finally(body, cleanup)`.
+// runs `finally(body, cleanup)`, the two tasks named "body" and "cleanup".
 //
 // Output, on stdout:
 //   ready                     flushed: the test waits for it before signalling
@@ -160,7 +160,7 @@ grove::task<int> main_int() {
     grove::run([]() -> grove::task<int> { co_return 0; });
     say("nested run returned");
   }
-  co_await grove::finally(body(), cleanup);
+  co_await grove::finally(grove::named("body", body()), grove::named("cleanup", cleanup));
   say("main done");
   co_return cfg.exit_code;
 }
@@ -169,7 +169,7 @@ grove::task<void> main_void() {
   raii_line guard{"main raii"};
   std::printf("ready\n");
   std::fflush(stdout);
-  co_await grove::finally(body(), cleanup);
+  co_await grove::finally(grove::named("body", body()), grove::named("cleanup", cleanup));
   say("main done");
 }
 

@@ -234,6 +234,61 @@ TEST(run_signals, the_grace_period_running_out_forces_the_shutdown) {
   EXPECT_LT(took, 5.0);
 }
 
+// ------------------------------------------------------------ seeing inside
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST(run_signals, sigusr1_prints_the_task_tree_and_the_program_goes_on) {
+  auto c = start_child({"--cleanup-ms", "1"});
+  ASSERT_TRUE(c.read_until_line("ready"));
+  auto dumps = [](std::size_t n) {
+    return [n](const std::string& err) { return count_of(err, "sleep until") >= n; };
+  };
+  c.signal(SIGUSR1);
+  ASSERT_TRUE(c.read_err_until(dumps(1)));
+  c.signal(SIGUSR1);  // again: a dump changes nothing
+  ASSERT_TRUE(c.read_err_until(dumps(2)));
+  c.signal(SIGINT);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGINT));
+  EXPECT_TRUE(has(r, signal_line(SIGINT, 1)));  // SIGUSR1 started no stage
+  EXPECT_FALSE(has(r, signal_line(SIGUSR1, 1)));
+  EXPECT_TRUE(has(r, "cleaned up"));  // the shutdown went on as usual
+  EXPECT_EQ(count_of(r.err, "grove: task tree at"), 2u) << r.err;
+  for (const char* part :
+       {"main: suspended", "finally (body)", "body \"body\": suspended for ", "sleep until"})
+    EXPECT_NE(r.err.find(part), std::string::npos) << "missing '" << part << "' in:\n" << r.err;
+}
+
+TEST(run_signals, a_forced_shutdown_prints_the_tasks_still_cleaning_up) {
+  auto c = start_child({"--cleanup-ms", "10000", "--grace-ms", "300"});
+  ASSERT_TRUE(c.read_until_line("ready"));
+  c.signal(SIGTERM);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGTERM));
+  for (const char* part :
+       {"the grace period ran out; forcing shutdown", "finally (running cleanup, shielded)",
+        "cleanup \"cleanup\": cancelling, suspended for 0.3", "sleep until"})
+    EXPECT_NE(r.err.find(part), std::string::npos) << "missing '" << part << "' in:\n" << r.err;
+}
+
+TEST(run_signals, a_second_signal_that_forces_prints_the_tree_too) {
+  auto c = start_child({"--cleanup-ms", "10000", "--debounce-ms", "0"});
+  ASSERT_TRUE(c.read_until_line("ready"));
+  c.signal(SIGINT);
+  ASSERT_TRUE(c.read_until_line("cleanup started"));
+  c.signal(SIGINT);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGINT));
+  EXPECT_NE(r.err.find("a second signal (SIGINT) came; forcing shutdown"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("cleanup \"cleanup\": cancelling, suspended"), std::string::npos) << r.err;
+}
+
 TEST(run_signals, a_duplicate_within_the_debounce_window_counts_once) {
   // The window is wide (5 s) so that the test cannot race it; the duplicate
   // is sent while the shielded cleanup is running, and is a different

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <grove/cancel.hpp>
+#include <grove/debug.hpp>
 #include <grove/process.hpp>
 #include <grove/run.hpp>
 #include <grove/run_tasks.hpp>
@@ -433,7 +434,11 @@ task<int> main_task(context& c) {
   for (std::size_t i = 0; i < c.jobs.size(); ++i) {
     if (c.jobs[i].resumed) continue;
     index.push_back(i);
-    work.push_back([&c, i]() { return run_one(c, c.jobs[i]); });
+    // Named for the task tree (kill -USR1) and --trace: "#3 gzip -9 a.log".
+    work.push_back([&c, i]() {
+      const job_record& r = c.jobs[i].rec;
+      return named("#" + std::to_string(r.seq) + " " + r.command, run_one(c, c.jobs[i]));
+    });
   }
   run_tasks_options rto;
   rto.fail_fast = false;  // --halt is ours: it also knows "soon" and fail=N
@@ -537,6 +542,10 @@ int run_jobs(const options& o) {
   ro.signals = {SIGINT, SIGTERM, SIGHUP};
   ro.grace = duration::max();  // each job's --grace bounds the stop; a second signal forces
   ro.on_signal = [&](int signo, int stage) { on_signal(*c, signo, stage); };
+  // A second signal already says "killing the running jobs", and the
+  // joblog and --timeline account for each: no task tree on top.
+  ro.report_forced = false;
+  if (!o.trace.empty()) ro.debug.trace_file = o.trace;
   return run([&]() { return main_task(*c); }, ro);
 }
 

@@ -163,6 +163,8 @@ std::optional<options> parse(std::vector<std::string> args) {
   app.add_option("--results", o.results, "write a JSON line per job (its output too)");
   app.add_option("--resume", o.resume, "skip the jobs already ok in this joblog");
   app.add_option("--timeline", o.timeline, "write the run as an HTML page (a bar per job)");
+  app.add_option("--trace", o.trace,
+                 "write grove's tasks as a Chrome trace-event file (Perfetto, chrome://tracing)");
   app.add_option("--color", color, "auto | always | never (NO_COLOR is respected)")
       ->check(CLI::IsMember({"auto", "always", "never"}));
 

@@ -40,6 +40,7 @@ struct options {
   std::string results;
   std::string resume;
   std::string timeline;  // an HTML picture of the run, written at its end
+  std::string trace;     // a Chrome trace-event file of grove's tasks (GROVE_TRACE)
   color_mode color = color_mode::automatic;
 };
 

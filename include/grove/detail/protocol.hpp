@@ -40,8 +40,11 @@ class awaiting_base : public frame_parent {
   ~awaiting_base() = default;
 };
 
-// Describes a frame's current wait (or that it is running) into `out`.
-void describe_frame(const promise_base& p, std::string& out, int depth);
+// Describes a frame into `out`: one line with its role ("task", "child",
+// "body", ...), name, state and how long it has been suspended, then what it
+// waits on, one level deeper (src/core/debug.cpp).
+void describe_frame(const promise_base& p, std::string& out, int depth, const char* role = "task",
+                    bool started = true);
 std::string demangle(const char* name);
 void indent(std::string& out, int depth);
 

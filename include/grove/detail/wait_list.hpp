@@ -10,6 +10,10 @@
 
 namespace grove::detail {
 
+// Prints "`what` destroyed while `n` tasks wait on it" and the task tree to
+// stderr (src/core/debug.cpp); the caller aborts in debug builds.
+void report_leaked_waiters(const char* what, std::size_t n) noexcept;
+
 // One waiting task: its node is in the primitive's list while it waits, and
 // in its loop's ready queue once woken, never in both.
 struct waiter_node : ready_node {

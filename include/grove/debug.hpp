@@ -1,0 +1,73 @@
+// Seeing inside a running program: task names, the task-tree dump, debug
+// logging and Chrome trace export. docs/debugging.md shows them at work.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <grove/detail/trace.hpp>
+#include <grove/task.hpp>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace grove {
+
+// Gives `t` a name, shown by the task-tree dump, the debug log and the
+// trace. Costs nothing on the task's hot path: the name lives in a table
+// beside the frame, which drops it when the frame is destroyed. A task that
+// was never named shows as `task #id` (the debug log and trace number
+// every task; the dump numbers named ones).
+template <class T>
+task<T> named(std::string_view name, task<T> t) {
+  if (t) detail::name_frame(t.handle().promise(), name);
+  return t;
+}
+
+// A callable that names every task `fn` returns: for task_group::spawn and
+// run_tasks jobs, `g.spawn(grove::named("fetch", fetch), url)`.
+template <class F>
+  requires(!detail::is_task<std::remove_cvref_t<F>>::value)
+auto named(std::string name, F&& fn) {
+  return [name = std::move(name), fn = std::forward<F>(fn)](auto&&... args) mutable {
+    return named(name, std::invoke(fn, std::forward<decltype(args)>(args)...));
+  };
+}
+
+// Prints the task tree of the loop running on this thread: every live task
+// with its name, state (running or ready to run, suspended and on what,
+// cancelling, not started) and, for a named task or in debug mode, how long
+// it has been in that state. Groups show their body and children, scopes
+// and finally their parts. Called on a loop thread (inside a task or a loop
+// callback); it does not suspend, and changes nothing. Outside a loop it
+// prints one line saying so. Throws what writing to `out` throws.
+void dump_task_tree(std::ostream& out);
+std::string task_tree_text();
+
+// Debug mode for one loop (grove::run takes it from run_options::debug,
+// which defaults to the GROVE_DEBUG and GROVE_TRACE environment variables).
+struct debug_options {
+  // Log every task's events to `log` (stderr when null), one line each,
+  // with the loop clock's time: spawned, started, cancel requested, cancel
+  // delivered, cleanup started, finished, failed, cancelled.
+  bool log = false;
+  std::FILE* log_file = nullptr;
+  // With `log`: warn when one callback (a task running until its next
+  // suspension, or an fd event) blocks the loop longer than this, naming
+  // the task. Zero: no warning.
+  std::chrono::nanoseconds slow_callback = std::chrono::milliseconds(100);
+  // Write a Chrome trace-event file here when the loop stops (opens in
+  // Perfetto or chrome://tracing): each task a slice, each cleanup a slice
+  // of its own, cancellations and signals instant events. Empty: none.
+  std::string trace_file;
+
+  bool active() const noexcept { return log || !trace_file.empty(); }
+  // GROVE_DEBUG=1 turns on `log` (GROVE_DEBUG=0 or unset: off); GROVE_TRACE=
+  // FILE sets trace_file. Anything else in GROVE_DEBUG is ignored.
+  static debug_options from_environment();
+};
+
+}  // namespace grove

@@ -1,0 +1,66 @@
+// The hooks behind grove's debug mode, trace export and task names
+// (grove/debug.hpp is the public side). Every hook is one thread-local
+// pointer test when nothing listens: `sink` is null unless the running loop
+// has debug logging or a trace file, so a program that uses neither pays a
+// predictable branch per task event and nothing else.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace grove::detail {
+
+struct promise_base;
+
+// What happened to a frame, in the order a frame sees them.
+enum class frame_event : unsigned char {
+  attached,          // spawned into a group, or awaited: it has a parent now
+  started,           // first resumed
+  resumed,           // resumed after a wait (not logged: tells the slow-callback warning who ran)
+  cancel_requested,  // a cancellation reached it; it notices at its next suspension
+  cancel_delivered,  // a cancellation reached it suspended: it unwinds now
+  cleanup_started,   // a finally's cleanup began (the event is the cleanup's frame)
+  finished,          // returned or threw (state says which)
+  unwound,           // ended by cancellation, noticed at a suspension point
+  destroyed,         // the frame is gone (not logged: closes a trace slice left open)
+};
+
+// Receives the events of the frames of one loop (src/core/debug.cpp).
+class trace_sink {
+ public:
+  virtual void on_frame(const promise_base& p, frame_event e) noexcept = 0;
+  // The process received `signo` (0: the grace period ran out) and run
+  // entered shutdown stage `stage`; 0 for a signal that starts no stage.
+  virtual void on_signal(int signo, int stage) noexcept = 0;
+  // A callback the loop ran (a task resumed, or an fd event) took `ns`.
+  virtual void on_callback(std::int64_t ns) noexcept = 0;
+
+ protected:
+  ~trace_sink() = default;
+};
+
+// A loop's debug mode (src/core/debug.cpp), owned by the loop.
+class debug_session;
+struct debug_session_deleter {
+  void operator()(debug_session* s) const noexcept;
+};
+using debug_session_ptr = std::unique_ptr<debug_session, debug_session_deleter>;
+
+// The running loop's sink, or null (set by the loop while it runs).
+extern constinit thread_local trace_sink* tl_trace;
+
+inline void trace(const promise_base& p, frame_event e) noexcept {
+  if (tl_trace != nullptr) [[unlikely]]
+    tl_trace->on_frame(p, e);
+}
+
+// Task names and ids live outside the frame (frames stay small); a frame
+// that has an entry carries promise_base::traced, and drops its entry when
+// destroyed.
+void name_frame(promise_base& p, std::string_view name);
+void forget_frame(const promise_base& p) noexcept;
+// Records when a named (or traced) frame suspended, for the dump's "for how long".
+void note_suspended(promise_base& p) noexcept;
+
+}  // namespace grove::detail

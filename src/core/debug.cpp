@@ -1,0 +1,411 @@
+// Task names, the task-tree dump, debug logging and trace export.
+#include <cerrno>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <grove/debug.hpp>
+#include <grove/event_loop.hpp>
+#include <ostream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "debug_session.hpp"
+
+namespace grove {
+namespace detail {
+
+constinit thread_local trace_sink* tl_trace = nullptr;
+
+namespace {
+
+// What grove knows about a frame besides the frame itself.
+struct frame_record {
+  std::string name;
+  std::uint64_t id = 0;
+  time_point since{};      // when it entered its current state
+  bool has_since = false;  // false: never seen suspending
+  bool cleanup = false;    // a finally's cleanup
+  bool open = false;       // a trace slice was begun
+};
+
+struct frame_table {
+  std::unordered_map<const promise_base*, frame_record> records;
+  std::uint64_t next_id = 1;
+
+  frame_record& of(promise_base& p) {
+    p.traced = true;
+    frame_record& r = records[&p];
+    if (r.id == 0) r.id = next_id++;
+    return r;
+  }
+  const frame_record* find(const promise_base& p) const {
+    if (!p.traced) return nullptr;
+    auto it = records.find(&p);
+    return it == records.end() ? nullptr : &it->second;
+  }
+};
+
+thread_local frame_table tl_frames;
+
+time_point loop_now() noexcept {
+  event_loop* loop = event_loop::current();
+  return loop != nullptr ? loop->now() : time_point{};
+}
+
+std::string seconds(duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f s", std::chrono::duration<double>(d).count());
+  return buf;
+}
+
+// A named frame shows its name; an unnamed one its number (known only in
+// debug mode or once named).
+std::string label(const frame_record* r) {
+  if (r == nullptr) return "";
+  if (!r->name.empty()) return " \"" + r->name + "\"";
+  return " #" + std::to_string(r->id);
+}
+
+// Up the chain, ignoring shields: was a cancellation asked for?
+bool cancel_asked(const cancel_node* n) noexcept {
+  for (; n != nullptr; n = n->parent)
+    if (n->cancelled) return true;
+  return false;
+}
+
+}  // namespace
+
+void name_frame(promise_base& p, std::string_view name) {
+  tl_frames.of(p).name = name;
+}
+
+void forget_frame(const promise_base& p) noexcept {
+  if (tl_trace != nullptr) tl_trace->on_frame(p, frame_event::destroyed);
+  tl_frames.records.erase(&p);
+}
+
+void note_suspended(promise_base& p) noexcept {
+  try {
+    frame_record& r = tl_frames.of(p);
+    r.since = loop_now();
+    r.has_since = true;
+  } catch (...) {  // out of memory: the dump shows no duration
+  }
+}
+
+// One line for the frame (its role, name, state, for how long), then what
+// it waits on, one level deeper.
+void describe_frame(const promise_base& p, std::string& out, int depth, const char* role,
+                    bool started) {
+  const frame_record* r = tl_frames.find(p);
+  indent(out, depth);
+  out += role;
+  out += label(r);
+  out += ": ";
+  bool asked = cancel_asked(p.node);
+  if (!started) {
+    out += "not started";
+  } else if (p.state != task_state::running) {
+    out += p.state == task_state::value   ? "done"
+           : p.state == task_state::error ? "failed"
+                                          : "cancelled";
+  } else if (p.waiting_on == nullptr) {
+    out += asked ? "cancelling, running" : "running";
+    out += " (or ready to run, or in a wait that cannot be cancelled)";
+  } else {
+    out += asked ? "cancelling, suspended" : "suspended";
+    if (r != nullptr && r->has_since) out += " for " + seconds(loop_now() - r->since);
+  }
+  out += '\n';
+  if (started && p.state == task_state::running && p.waiting_on != nullptr)
+    p.waiting_on->describe(out, depth + 1);
+}
+
+void report_leaked_waiters(const char* what, std::size_t n) noexcept {
+  try {
+    std::string msg = "grove: leak: a " + std::string(what) + " was destroyed while " +
+                      std::to_string(n) + (n == 1 ? " task waits" : " tasks wait") +
+                      " on it; they can never resume.\n" + task_tree_text();
+    std::fputs(msg.c_str(), stderr);
+  } catch (...) {
+    std::fprintf(stderr, "grove: leak: a %s was destroyed while %zu tasks wait on it\n", what, n);
+  }
+  std::fflush(stderr);
+}
+
+// ------------------------------------------------------------ the session
+
+namespace {
+
+const char* event_name(frame_event e, const promise_base& p) noexcept {
+  switch (e) {
+    case frame_event::attached:
+      return "spawned";
+    case frame_event::started:
+      return "started";
+    case frame_event::resumed:
+      return "resumed";
+    case frame_event::cancel_requested:
+      return "cancel requested (noticed at its next suspension)";
+    case frame_event::cancel_delivered:
+      return "cancel delivered (unwinding)";
+    case frame_event::cleanup_started:
+      return "cleanup started";
+    case frame_event::finished:
+      return p.state == task_state::error ? "failed" : "finished";
+    case frame_event::unwound:
+      return "cancelled";
+    case frame_event::destroyed:
+      return "destroyed";
+  }
+  return "?";
+}
+
+void json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+class debug_session final : public trace_sink {
+ public:
+  // Created when its loop starts running (times count from then).
+  explicit debug_session(debug_options o) : options_(std::move(o)) {
+    log_ = options_.log_file != nullptr ? options_.log_file : stderr;
+  }
+  ~debug_session() { write_trace(); }
+
+  void on_frame(const promise_base& cp, frame_event e) noexcept override {
+    auto& p = const_cast<promise_base&>(cp);  // the frame is ours to mark
+    try {
+      frame_record& r = tl_frames.of(p);
+      time_point now = loop_now();
+      // Named now: the frame may end, and drop its record, before the
+      // callback's time is known.
+      if (e == frame_event::resumed || e == frame_event::started) current_ = label(&r);
+      if (e == frame_event::cleanup_started) r.cleanup = true;
+      if (e != frame_event::resumed && e != frame_event::destroyed) log(r, event_name(e, p), now);
+      trace_event(r, e, now);
+    } catch (...) {  // out of memory: this event is not recorded
+    }
+  }
+
+  void on_signal(int signo, int stage) noexcept override {
+    try {
+      time_point now = loop_now();
+      const char* abbrev = signo > 0 ? sigabbrev_np(signo) : nullptr;
+      std::string what = signo == 0          ? std::string("grace period over")
+                         : abbrev != nullptr ? "SIG" + std::string(abbrev)
+                                             : "signal " + std::to_string(signo);
+      if (stage > 0) what += ": shutdown stage " + std::to_string(stage);
+      if (options_.log)
+        std::fprintf(log_, "grove debug %s  %s\n", stamp(now).c_str(), what.c_str());
+      if (tracing()) instant(what, "signal", now, nullptr);
+    } catch (...) {
+    }
+  }
+
+  void on_callback(std::int64_t ns) noexcept override {
+    auto limit = options_.slow_callback.count();
+    if (!options_.log || limit <= 0 || ns < limit) return;
+    std::fprintf(log_,
+                 "grove debug %s  warning: a callback blocked the loop for %.1f ms (task%s); "
+                 "a task that computes or blocks this long should use grove::to_thread\n",
+                 stamp(loop_now()).c_str(), static_cast<double>(ns) / 1e6,
+                 current_.empty() ? " unknown: not a task, or one that did not start here"
+                                  : current_.c_str());
+  }
+
+  void before_callback() noexcept { current_.clear(); }
+  bool wants_callback_times() const noexcept {
+    return options_.log && options_.slow_callback.count() > 0;
+  }
+
+ private:
+  bool tracing() const noexcept { return !options_.trace_file.empty(); }
+
+  std::string stamp(time_point now) const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%12.6f", std::chrono::duration<double>(now - start_).count());
+    return buf;
+  }
+
+  void log(const frame_record& r, const char* what, time_point now) {
+    if (!options_.log) return;
+    std::fprintf(log_, "grove debug %s  %s%s: %s\n", stamp(now).c_str(),
+                 r.cleanup ? "cleanup" : "task", label(&r).c_str(), what);
+  }
+
+  // Async slices (ph b/e, one id per task): tasks interleave on one thread,
+  // so they cannot nest as thread slices would.
+  void trace_event(frame_record& r, frame_event e, time_point now) {
+    if (!tracing()) return;
+    switch (e) {
+      case frame_event::started:
+        r.open = true;
+        slice('b', r, now);
+        break;
+      case frame_event::cancel_requested:
+        instant("cancel requested", "cancel", now, &r);
+        break;
+      case frame_event::cancel_delivered:  // it unwinds now: its slice ends
+        instant("cancel delivered", "cancel", now, &r);
+        [[fallthrough]];
+      case frame_event::finished:
+      case frame_event::unwound:
+      case frame_event::destroyed:
+        if (r.open) slice('e', r, now);
+        r.open = false;
+        break;
+      default:
+        break;
+    }
+  }
+
+  std::string name_of(const frame_record& r) const {
+    std::string n = r.name.empty() ? "task #" + std::to_string(r.id) : r.name;
+    return r.cleanup ? "cleanup " + n : n;
+  }
+
+  void slice(char ph, const frame_record& r, time_point now) {
+    std::string& ev = events_.emplace_back();
+    ev += "{\"ph\":\"";
+    ev += ph;
+    ev += "\",\"cat\":\"";
+    ev += r.cleanup ? "cleanup" : "task";
+    ev += "\",\"id\":" + std::to_string(r.id) + ",\"name\":";
+    json_string(ev, name_of(r));
+    ev += ",\"ts\":" + micros(now) + ",\"pid\":1,\"tid\":1}";
+    if (ph == 'b') open_[r.id] = name_of(r) + '\0' + (r.cleanup ? "cleanup" : "task");
+    if (ph == 'e') open_.erase(r.id);
+    last_ = now;
+  }
+
+  void instant(const std::string& what, const char* cat, time_point now, const frame_record* r) {
+    std::string& ev = events_.emplace_back();
+    ev += "{\"ph\":\"i\",\"s\":\"";
+    ev += r != nullptr ? "t" : "g";
+    ev += "\",\"cat\":\"";
+    ev += cat;
+    ev += "\",\"name\":";
+    json_string(ev, r != nullptr ? what + ": " + name_of(*r) : what);
+    ev += ",\"ts\":" + micros(now) + ",\"pid\":1,\"tid\":1}";
+  }
+
+  std::string micros(time_point now) const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f",
+                  std::chrono::duration<double, std::micro>(now - start_).count());
+    return buf;
+  }
+
+  // Slices still open (a forced exit cut a task short) are closed at the
+  // end, so every b has its e.
+  void write_trace() noexcept {
+    if (!tracing()) return;
+    try {
+      time_point end = loop_now();
+      if (end < last_) end = last_;
+      for (auto& [id, key] : open_) {
+        auto nul = key.find('\0');
+        std::string& ev = events_.emplace_back();
+        ev += "{\"ph\":\"e\",\"cat\":\"" + key.substr(nul + 1) + "\",\"id\":" + std::to_string(id) +
+              ",\"name\":";
+        json_string(ev, key.substr(0, nul));
+        ev += ",\"ts\":" + micros(end) + ",\"pid\":1,\"tid\":1}";
+      }
+      std::FILE* f = std::fopen(options_.trace_file.c_str(), "w");
+      if (f == nullptr) {
+        std::fprintf(stderr, "grove: cannot write the trace file %s: %s\n",
+                     options_.trace_file.c_str(), std::strerror(errno));
+        return;
+      }
+      std::fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", f);
+      for (std::size_t i = 0; i < events_.size(); ++i) {
+        std::fputs(events_[i].c_str(), f);
+        std::fputs(i + 1 < events_.size() ? ",\n" : "\n", f);
+      }
+      std::fputs("]}\n", f);
+      if (std::fclose(f) != 0)
+        std::fprintf(stderr, "grove: writing the trace file %s failed: %s\n",
+                     options_.trace_file.c_str(), std::strerror(errno));
+    } catch (...) {
+      std::fputs("grove: the trace could not be written (out of memory)\n", stderr);
+    }
+  }
+
+  debug_options options_;
+  std::FILE* log_;
+  time_point start_ = loop_now();
+  time_point last_ = start_;
+  std::string current_;  // the label of the task the current callback runs
+  std::vector<std::string> events_;
+  std::unordered_map<std::uint64_t, std::string> open_;
+};
+
+}  // namespace detail
+
+debug_options debug_options::from_environment() {
+  debug_options o;
+  const char* d = std::getenv("GROVE_DEBUG");
+  o.log = d != nullptr && std::strcmp(d, "1") == 0;
+  if (const char* t = std::getenv("GROVE_TRACE"); t != nullptr) o.trace_file = t;
+  return o;
+}
+
+std::string task_tree_text() {
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr) return "grove: no loop is running on this thread: no task tree to show\n";
+  std::string out = "grove: task tree at " + detail::seconds(loop->now().time_since_epoch()) +
+                    " on the loop clock:\n";
+  loop->describe_tree(out, 1);
+  return out;
+}
+
+void dump_task_tree(std::ostream& out) {
+  out << task_tree_text();
+  out.flush();
+}
+
+}  // namespace grove
+
+namespace grove::detail {
+
+void debug_session_deleter::operator()(debug_session* s) const noexcept {
+  delete s;
+}
+
+debug_session_ptr start_debug_session(const debug_options& o) {
+  if (!o.active()) return nullptr;
+  return debug_session_ptr(new debug_session(o));
+}
+
+trace_sink& sink_of(debug_session& s) noexcept {
+  return s;
+}
+
+bool times_callbacks(const debug_session& s) noexcept {
+  return s.wants_callback_times();
+}
+
+void before_callback(debug_session& s) noexcept {
+  s.before_callback();
+}
+
+}  // namespace grove::detail

@@ -1,0 +1,127 @@
+// Task names, states and the task-tree dump; the leak report of a
+// primitive destroyed while tasks wait on it.
+#include <gtest/gtest.h>
+
+#include <grove/debug.hpp>
+#include <sstream>
+#include <string>
+
+#include "virtual_time.hpp"
+
+namespace grove::testing {
+namespace {
+
+task<void> sleeper(duration d) {
+  co_await sleep(d);
+}
+
+TEST(task_tree, the_dump_of_a_known_tree) {
+  std::string dump;
+  auto o = run_virtual([&]() -> task<void> {
+    co_await with_task_group([&](task_group& g) -> task<void> {
+      g.spawn(named("fetch", sleeper), 10s);
+      g.spawn(sleeper, 20s);  // unnamed
+      g.spawn(named("guarded", [] {
+        return finally(named("work", sleeper(30s)), [] { return sleeper(1s); });
+      }));
+      co_await sleep(1500ms);
+      g.spawn(named("late", sleeper), 1s);  // spawned, not started yet
+      std::ostringstream out;
+      dump_task_tree(out);
+      dump = out.str();
+      g.cancel();
+    });
+  }());
+  ASSERT_TRUE(o.cancelled() || o.has_value());
+  EXPECT_EQ(dump,
+            "grove: task tree at 1.500 s on the loop clock:\n"
+            "  main: suspended\n"
+            "    task: suspended\n"  // with_task_group's own frame
+            "      task_group (4 children)\n"
+            "        body: running (or ready to run, or in a wait that cannot be cancelled)\n"
+            "        child \"fetch\": suspended for 1.500 s\n"
+            "          sleep until 10000000 us on the loop clock\n"
+            "        child: suspended\n"
+            "          sleep until 20000000 us on the loop clock\n"
+            "        child \"guarded\": suspended for 1.500 s\n"
+            "          finally (body)\n"
+            "            body \"work\": suspended for 1.500 s\n"
+            "              sleep until 30000000 us on the loop clock\n"
+            "        child \"late\": not started\n");
+}
+
+TEST(task_tree, states_show_cancelling_and_the_cleanup) {
+  std::string dump;
+  auto o = run_virtual([&]() -> task<void> {
+    cancel_scope scope;
+    co_await with_task_group([&](task_group& g) -> task<void> {
+      g.spawn([&]() -> task<void> {
+        co_await scope.run(finally(sleeper(1h), named("tidy", [] { return sleeper(2s); })));
+      });
+      g.spawn([&]() -> task<void> {
+        co_await sleep(1s);
+        scope.cancel();  // the cleanup starts, shielded
+        co_await sleep(500ms);
+        dump = task_tree_text();
+      });
+      co_return;
+    });
+  }());
+  ASSERT_TRUE(o.has_value());
+  for (const char* part :
+       {"finally (running cleanup, shielded)",
+        "cleanup \"tidy\": cancelling, suspended for 0.500 s", "sleep until 3000000 us"})
+    EXPECT_NE(dump.find(part), std::string::npos) << "missing '" << part << "' in:\n" << dump;
+}
+
+TEST(task_tree, outside_a_loop_the_dump_says_so) {
+  EXPECT_EQ(task_tree_text(), "grove: no loop is running on this thread: no task tree to show\n");
+}
+
+TEST(task_tree, a_name_given_to_a_task_that_is_destroyed_unrun_is_dropped) {
+  for (int i = 0; i < 3; ++i) {
+    task<void> t = named("never run", sleeper(1s));
+  }  // the frame and its table entry go together (ASan would see a leak otherwise)
+  auto o = run_virtual([]() -> task<void> { co_await named("run", sleeper(1s)); }());
+  EXPECT_TRUE(o.has_value());
+}
+
+#ifndef NDEBUG
+TEST(leak_report_death, a_semaphore_destroyed_while_tasks_wait_names_them) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto leak = [] {
+    run_virtual([]() -> task<void> {
+      auto* sem = new semaphore(0);
+      co_await with_task_group([&](task_group& g) -> task<void> {
+        g.spawn(named("stuck waiter", [sem]() -> task<void> { co_await sem->acquire(); }));
+        co_await sleep(1s);
+        delete sem;  // the bug
+      });
+    }());
+  };
+  EXPECT_DEATH(leak(),
+               "grove: leak: a grove::semaphore was destroyed while 1 task waits on it"
+               "(.|\n)*child \"stuck waiter\": suspended(.|\n)*semaphore acquire");
+}
+
+TEST(leak_report_death, an_event_destroyed_while_tasks_wait_names_them) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto leak = [] {
+    run_virtual([]() -> task<void> {
+      auto* ev = new event;
+      co_await with_task_group([&](task_group& g) -> task<void> {
+        g.spawn(named("first", [ev]() -> task<void> { co_await ev->wait(); }));
+        g.spawn(named("second", [ev]() -> task<void> { co_await ev->wait(); }));
+        co_await sleep(1s);
+        delete ev;
+      });
+    }());
+  };
+  EXPECT_DEATH(
+      leak(),
+      "grove::event was destroyed while 2 tasks wait on it(.|\n)*\"first\"(.|\n)*\"second\"");
+}
+#endif
+
+}  // namespace
+}  // namespace grove::testing
