@@ -13,6 +13,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace grove {
 
@@ -36,6 +37,32 @@ auto named(std::string name, F&& fn) {
     return named(name, std::invoke(fn, std::forward<decltype(args)>(args)...));
   };
 }
+
+// A task's state, as the task tree sees it.
+enum class task_status {
+  not_started,  // spawned into a group; it starts in the loop's next batch
+  running,      // running now, ready to run, or in a wait that cannot be cancelled
+  suspended,    // in a cancellable wait (task_info::waits_on says which)
+  done,         // ended: returned a value
+  failed,       // ended: threw
+  cancelled,    // ended: unwound after a cancellation
+};
+
+// One task of the tree, in the dump's order (parents before children).
+struct task_info {
+  int depth = 0;     // 0 for the loop's root task
+  std::string role;  // "main", "task", "body", "child", "cleanup"
+  std::string name;  // empty when unnamed
+  task_status status = task_status::running;
+  bool cancelling = false;  // a cancellation was asked for and it has not ended yet
+  std::string waits_on;  // when suspended: what on ("sleep until ...", "task_group (3 children)")
+  std::optional<std::chrono::nanoseconds>
+      for_how_long;  // suspended this long (named tasks, debug mode)
+};
+
+// The live task tree of the loop running on this thread (empty outside a
+// loop). Does not suspend. Throws std::bad_alloc.
+std::vector<task_info> task_tree();
 
 // Prints the task tree of the loop running on this thread: every live task
 // with its name, state (running or ready to run, suspended and on what,

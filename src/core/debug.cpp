@@ -1,4 +1,5 @@
 // Task names, the task-tree dump, debug logging and trace export.
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <csignal>
@@ -98,30 +99,85 @@ void note_suspended(promise_base& p) noexcept {
 
 // One line for the frame (its role, name, state, for how long), then what
 // it waits on, one level deeper.
+namespace {
+
+// While task_tree() runs: where describe_frame also puts each task.
+thread_local std::vector<task_info>* tl_collect = nullptr;
+
+task_status status_of(const promise_base& p, bool started) noexcept {
+  if (!started) return task_status::not_started;
+  switch (p.state) {
+    case task_state::value:
+      return task_status::done;
+    case task_state::error:
+      return task_status::failed;
+    case task_state::cancelled:
+      return task_status::cancelled;
+    case task_state::running:
+      break;
+  }
+  return p.waiting_on == nullptr ? task_status::running : task_status::suspended;
+}
+
+const char* status_text(task_status s) noexcept {
+  switch (s) {
+    case task_status::not_started:
+      return "not started";
+    case task_status::running:
+      return "running";
+    case task_status::suspended:
+      return "suspended";
+    case task_status::done:
+      return "done";
+    case task_status::failed:
+      return "failed";
+    case task_status::cancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+}  // namespace
+
+// One line for the frame (its role, name, state, for how long), then what
+// it waits on, one level deeper.
 void describe_frame(const promise_base& p, std::string& out, int depth, const char* role,
                     bool started) {
   const frame_record* r = tl_frames.find(p);
+  task_info info;
+  info.depth = depth;
+  info.role = role;
+  if (r != nullptr) info.name = r->name;
+  info.status = status_of(p, started);
+  bool live = info.status == task_status::running || info.status == task_status::suspended;
+  info.cancelling = live && cancel_asked(p.node);
+  if (info.status == task_status::suspended && r != nullptr && r->has_since)
+    info.for_how_long = loop_now() - r->since;
+
   indent(out, depth);
   out += role;
   out += label(r);
   out += ": ";
-  bool asked = cancel_asked(p.node);
-  if (!started) {
-    out += "not started";
-  } else if (p.state != task_state::running) {
-    out += p.state == task_state::value   ? "done"
-           : p.state == task_state::error ? "failed"
-                                          : "cancelled";
-  } else if (p.waiting_on == nullptr) {
-    out += asked ? "cancelling, running" : "running";
+  if (info.cancelling) out += "cancelling, ";
+  out += status_text(info.status);
+  if (info.status == task_status::running)
     out += " (or ready to run, or in a wait that cannot be cancelled)";
-  } else {
-    out += asked ? "cancelling, suspended" : "suspended";
-    if (r != nullptr && r->has_since) out += " for " + seconds(loop_now() - r->since);
-  }
+  if (info.for_how_long) out += " for " + seconds(*info.for_how_long);
   out += '\n';
-  if (started && p.state == task_state::running && p.waiting_on != nullptr)
-    p.waiting_on->describe(out, depth + 1);
+  std::size_t slot = 0;
+  if (tl_collect != nullptr) {
+    slot = tl_collect->size();
+    tl_collect->push_back(info);
+  }
+  if (info.status != task_status::suspended) return;
+  std::size_t from = out.size();
+  p.waiting_on->describe(out, depth + 1);
+  if (tl_collect != nullptr) {  // the wait's own line, without its indent
+    std::string_view line(out.data() + from, out.size() - from);
+    line = line.substr(0, line.find('\n'));
+    line.remove_prefix(std::min(line.find_first_not_of(' '), line.size()));
+    (*tl_collect)[slot].waits_on = line;
+  }
 }
 
 void report_leaked_waiters(const char* what, std::size_t n) noexcept {
@@ -367,6 +423,22 @@ debug_options debug_options::from_environment() {
   o.log = d != nullptr && std::strcmp(d, "1") == 0;
   if (const char* t = std::getenv("GROVE_TRACE"); t != nullptr) o.trace_file = t;
   return o;
+}
+
+std::vector<task_info> task_tree() {
+  std::vector<task_info> tasks;
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr) return tasks;
+  std::string scratch;
+  detail::tl_collect = &tasks;
+  try {
+    loop->describe_tree(scratch, 0);
+  } catch (...) {
+    detail::tl_collect = nullptr;
+    throw;
+  }
+  detail::tl_collect = nullptr;
+  return tasks;
 }
 
 std::string task_tree_text() {

@@ -74,7 +74,62 @@ TEST(task_tree, states_show_cancelling_and_the_cleanup) {
     EXPECT_NE(dump.find(part), std::string::npos) << "missing '" << part << "' in:\n" << dump;
 }
 
+TEST(task_tree, states_are_queryable_from_the_tree) {
+  std::vector<task_info> tree;
+  auto o = run_virtual([&]() -> task<void> {
+    cancel_scope scope;
+    co_await with_task_group([&](task_group& g) -> task<void> {
+      g.spawn(named("fetch", sleeper), 10s);
+      g.spawn([&]() -> task<void> {
+        co_await scope.run(finally(sleeper(1h), named("tidy", [] { return sleeper(2s); })));
+      });
+      co_await sleep(1s);
+      scope.cancel();
+      g.spawn(named("late", sleeper), 1s);
+      co_await sleep(250ms);
+      g.spawn(named("later", sleeper), 1s);
+      tree = task_tree();
+      g.cancel();
+    });
+  }());
+  ASSERT_TRUE(o.has_value() || o.cancelled());
+  auto find = [&](const std::string& name) -> const task_info* {
+    for (const auto& t : tree)
+      if (t.name == name) return &t;
+    return nullptr;
+  };
+  ASSERT_FALSE(tree.empty());
+  EXPECT_EQ(tree[0].role, "main");
+  EXPECT_EQ(tree[0].depth, 0);
+  EXPECT_EQ(tree[0].status, task_status::suspended);
+  const task_info* fetch = find("fetch");
+  ASSERT_NE(fetch, nullptr);
+  EXPECT_EQ(fetch->role, "child");
+  EXPECT_EQ(fetch->status, task_status::suspended);
+  EXPECT_FALSE(fetch->cancelling);
+  EXPECT_EQ(fetch->waits_on, "sleep until 10000000 us on the loop clock");
+  EXPECT_EQ(fetch->for_how_long, std::chrono::nanoseconds(1250ms));
+  const task_info* tidy = find("tidy");
+  ASSERT_NE(tidy, nullptr);
+  EXPECT_EQ(tidy->role, "cleanup");
+  EXPECT_EQ(tidy->status, task_status::suspended);
+  EXPECT_TRUE(tidy->cancelling);  // its scope was cancelled; the cleanup is shielded
+  EXPECT_EQ(tidy->for_how_long, std::chrono::nanoseconds(250ms));
+  const task_info* late = find("late");
+  ASSERT_NE(late, nullptr);
+  EXPECT_EQ(late->status, task_status::suspended);  // it started in the batch after its spawn
+  const task_info* later = find("later");
+  ASSERT_NE(later, nullptr);
+  EXPECT_EQ(later->status, task_status::not_started);
+  EXPECT_TRUE(later->waits_on.empty());
+  int bodies = 0;
+  for (const auto& t : tree)
+    if (t.role == "body" && t.status == task_status::running) ++bodies;
+  EXPECT_EQ(bodies, 1);  // the group's body, calling task_tree()
+}
+
 TEST(task_tree, outside_a_loop_the_dump_says_so) {
+  EXPECT_TRUE(task_tree().empty());
   EXPECT_EQ(task_tree_text(), "grove: no loop is running on this thread: no task tree to show\n");
 }
 
