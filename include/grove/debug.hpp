@@ -18,10 +18,11 @@
 namespace grove {
 
 // Gives `t` a name, shown by the task-tree dump, the debug log and the
-// trace. Costs nothing on the task's hot path: the name lives in a table
-// beside the frame, which drops it when the frame is destroyed. A task that
-// was never named shows as `task #id` (the debug log and trace number
-// every task; the dump numbers named ones).
+// trace. The name lives in a table beside the frame (one hash-map insert
+// here), which drops it when the frame is destroyed; a named task's
+// suspensions are timed for the dump's "for how long". The dump shows an
+// unnamed task by its role alone; the debug log and the trace number every
+// task (`task #7`). Throws std::bad_alloc.
 template <class T>
 task<T> named(std::string_view name, task<T> t) {
   if (t) detail::name_frame(t.handle().promise(), name);
@@ -31,9 +32,9 @@ task<T> named(std::string_view name, task<T> t) {
 // A callable that names every task `fn` returns: for task_group::spawn and
 // run_tasks jobs, `g.spawn(grove::named("fetch", fetch), url)`.
 template <class F>
-  requires(!detail::is_task<std::remove_cvref_t<F>>::value)
-auto named(std::string name, F&& fn) {
-  return [name = std::move(name), fn = std::forward<F>(fn)](auto&&... args) mutable {
+  requires(!detail::is_task<std::remove_cvref_t<F>>::value && !awaitable<F>)
+auto named(std::string_view name, F&& fn) {
+  return [name = std::string(name), fn = std::forward<F>(fn)](auto&&... args) mutable {
     return named(name, std::invoke(fn, std::forward<decltype(args)>(args)...));
   };
 }
@@ -74,10 +75,13 @@ std::vector<task_info> task_tree();
 void dump_task_tree(std::ostream& out);
 std::string task_tree_text();
 
+// "SIGTERM", or "signal 42" for a number without a name (a real-time signal).
+std::string signal_name(int signo);
+
 // Debug mode for one loop (grove::run takes it from run_options::debug,
 // which defaults to the GROVE_DEBUG and GROVE_TRACE environment variables).
 struct debug_options {
-  // Log every task's events to `log` (stderr when null), one line each,
+  // Log every task's events to `log_file` (stderr when null), one line each,
   // with the loop clock's time: spawned, started, cancel requested, cancel
   // delivered, cleanup started, finished, failed, cancelled.
   bool log = false;

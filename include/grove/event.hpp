@@ -42,6 +42,11 @@ class event_waiter : public waiter_node {
   }
   void await_resume() noexcept { state_ = state::idle; }
   inline void await_describe(std::string& out, int depth) const;
+  // Its event is being destroyed under it (a bug, reported).
+  void orphan() noexcept {
+    ev_ = nullptr;
+    state_ = state::idle;
+  }
 
  private:
   friend class grove::event;
@@ -67,13 +72,16 @@ class event {
   event(const event&) = delete;
   event& operator=(const event&) = delete;
   // Destroying an event that tasks wait on is a bug: reported on stderr with
-  // the task tree; aborts unless NDEBUG is defined.
+  // the task tree; aborts unless NDEBUG is defined. With NDEBUG the waiters
+  // are orphaned: they stay suspended (a cancellation still unwinds them)
+  // and touch nothing of the event.
   ~event() {
     if (!waiters_.empty()) [[unlikely]] {
       detail::report_leaked_waiters("grove::event", waiters_.size());
 #ifndef NDEBUG
       std::abort();
 #endif
+      while (detail::event_waiter* w = waiters_.pop_front()) w->orphan();
     }
   }
 
@@ -131,7 +139,9 @@ void event_waiter::abandon() noexcept {
 
 void event_waiter::await_describe(std::string& out, int depth) const {
   indent(out, depth);
-  out += state_ == state::woken ? "event wait (set, about to resume)\n" : "event wait (waiting)\n";
+  out += ev_ == nullptr           ? "event wait (orphaned: the event was destroyed)\n"
+         : state_ == state::woken ? "event wait (set, about to resume)\n"
+                                  : "event wait (waiting)\n";
 }
 
 }  // namespace detail

@@ -45,8 +45,7 @@ struct process_options {
   duration kill_grace = std::chrono::seconds(5);
 };
 
-// "SIGTERM", or "signal 42" for a number without a name.
-std::string signal_name(int signo);
+// grove::signal_name ("SIGTERM") is declared in grove/debug.hpp.
 
 // How a child ended: exited with a code, or killed by a signal.
 class exit_status {

@@ -60,8 +60,9 @@ struct run_options {
   // On this signal run prints the task tree to stderr (grove::dump_task_tree)
   // and the program goes on undisturbed: `kill -USR1 <pid>` answers "which
   // task is stuck, and on what?". It is blocked and read like the shutdown
-  // signals (and stays ignored if it was). 0: none. Must not be one of
-  // `signals` (std::invalid_argument).
+  // signals, but only when its disposition is SIG_DFL when run starts: an
+  // ignored signal stays ignored, and a handler the program installed keeps
+  // its signal. 0: none. Must not be one of `signals` (std::invalid_argument).
   int dump_signal = SIGUSR1;
 
   // When a forced shutdown (second signal, or the grace period running out)

@@ -139,10 +139,10 @@ class adapter final : public awaiting_base, public resume_proxy_for<adapter<Aw, 
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
     if (self_->early_cancelled) return self_->finish_cancelled();
+    if (self_->traced || tl_trace != nullptr) [[unlikely]]
+      note_suspended(*self_);
     if constexpr (valid_cancel<std::remove_cvref_t<Aw>>) {
       self_->waiting_on = this;
-      if (self_->traced || tl_trace != nullptr) [[unlikely]]
-        note_suspended(*self_);
       std::coroutine_handle<> next;
       try {
         next = suspend_into(inner_, resume_handle(), h);
@@ -215,14 +215,6 @@ class adapter final : public awaiting_base, public resume_proxy_for<adapter<Aw, 
 template <class T>
 struct promise;
 
-// Reports the first resumption to the debug hooks.
-struct initial_awaiter {
-  promise_base& self;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<>) const noexcept {}
-  void await_resume() const noexcept { trace(self, frame_event::started); }
-};
-
 struct final_awaiter {
   bool await_ready() const noexcept { return false; }
   template <class P>
@@ -276,7 +268,10 @@ struct promise_storage<void> : promise_base {
 template <class T>
 struct promise final : promise_storage<T> {
   task<T> get_return_object() noexcept;
-  initial_awaiter initial_suspend() noexcept { return {*this}; }
+  // No hook here: an awaiter holding the promise would add 8 bytes to
+  // every frame; the debug hooks learn of a start from the frame's first
+  // own event (detail/trace.hpp).
+  std::suspend_always initial_suspend() const noexcept { return {}; }
   final_awaiter final_suspend() const noexcept { return {}; }
 
   template <class A>

@@ -1,4 +1,6 @@
 // Task names, the task-tree dump, debug logging and trace export.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
@@ -30,6 +32,7 @@ struct frame_record {
   bool has_since = false;  // false: never seen suspending
   bool cleanup = false;    // a finally's cleanup
   bool open = false;       // a trace slice was begun
+  bool started = false;    // its first run was seen
 };
 
 struct frame_table {
@@ -62,8 +65,16 @@ std::string seconds(duration d) {
   return buf;
 }
 
-// A named frame shows its name; an unnamed one its number (known only in
-// debug mode or once named).
+// The log's label: the number, which tells apart tasks of one name, and
+// the name.
+std::string full_label(const frame_record& r) {
+  std::string out = " #" + std::to_string(r.id);
+  if (!r.name.empty()) out += " \"" + r.name + "\"";
+  return out;
+}
+
+// The dump's label: a named frame shows its name; an unnamed one its number
+// (known only in debug mode or once named).
 std::string label(const frame_record* r) {
   if (r == nullptr) return "";
   if (!r->name.empty()) return " \"" + r->name + "\"";
@@ -79,6 +90,26 @@ bool cancel_asked(const cancel_node* n) noexcept {
 
 }  // namespace
 
+// "%p" in a trace file's name becomes the process id: the children of a
+// grove program inherit GROVE_TRACE, and a child that is itself a grove
+// program must not overwrite its parent's trace.
+std::string trace_path(const std::string& pattern) {
+  std::string out;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'p') {
+      out += std::to_string(::getpid());
+      ++i;
+    } else {
+      out += pattern[i];
+    }
+  }
+  return out;
+}
+
+std::size_t traced_frames() noexcept {
+  return tl_frames.records.size();
+}
+
 void name_frame(promise_base& p, std::string_view name) {
   tl_frames.of(p).name = name;
 }
@@ -89,6 +120,7 @@ void forget_frame(const promise_base& p) noexcept {
 }
 
 void note_suspended(promise_base& p) noexcept {
+  if (tl_trace != nullptr) tl_trace->on_frame(p, frame_event::suspended);
   try {
     frame_record& r = tl_frames.of(p);
     r.since = loop_now();
@@ -202,6 +234,8 @@ const char* event_name(frame_event e, const promise_base& p) noexcept {
       return "spawned";
     case frame_event::started:
       return "started";
+    case frame_event::suspended:
+      return "suspended";
     case frame_event::resumed:
       return "resumed";
     case frame_event::cancel_requested:
@@ -247,16 +281,26 @@ class debug_session final : public trace_sink {
   }
   ~debug_session() { write_trace(); }
 
+  // A frame's first run is known by its first own event (it suspends,
+  // ends or unwinds): no hook at its start keeps frames small. It began
+  // where the previous segment ended: frames run one after another.
   void on_frame(const promise_base& cp, frame_event e) noexcept override {
     auto& p = const_cast<promise_base&>(cp);  // the frame is ours to mark
     try {
       frame_record& r = tl_frames.of(p);
       time_point now = loop_now();
-      // Named now: the frame may end, and drop its record, before the
-      // callback's time is known.
-      if (e == frame_event::resumed || e == frame_event::started) current_ = label(&r);
+      bool runs = e == frame_event::suspended || e == frame_event::finished ||
+                  e == frame_event::unwound;  // the frame ran until now
+      if (runs && !r.started) {
+        r.started = true;
+        log(r, "started", segment_loop_start_);
+        trace_event(r, frame_event::started, segment_loop_start_);
+      }
+      if (runs) close_segment(full_label(r));
+      if (e == frame_event::resumed) open_segment();
       if (e == frame_event::cleanup_started) r.cleanup = true;
-      if (e != frame_event::resumed && e != frame_event::destroyed) log(r, event_name(e, p), now);
+      if (e != frame_event::resumed && e != frame_event::suspended && e != frame_event::destroyed)
+        log(r, event_name(e, p), now);
       trace_event(r, e, now);
     } catch (...) {  // out of memory: this event is not recorded
     }
@@ -265,10 +309,7 @@ class debug_session final : public trace_sink {
   void on_signal(int signo, int stage) noexcept override {
     try {
       time_point now = loop_now();
-      const char* abbrev = signo > 0 ? sigabbrev_np(signo) : nullptr;
-      std::string what = signo == 0          ? std::string("grace period over")
-                         : abbrev != nullptr ? "SIG" + std::string(abbrev)
-                                             : "signal " + std::to_string(signo);
+      std::string what = signo == 0 ? std::string("grace period over") : signal_name(signo);
       if (stage > 0) what += ": shutdown stage " + std::to_string(stage);
       if (options_.log)
         std::fprintf(log_, "grove debug %s  %s\n", stamp(now).c_str(), what.c_str());
@@ -277,18 +318,32 @@ class debug_session final : public trace_sink {
     }
   }
 
-  void on_callback(std::int64_t ns) noexcept override {
-    auto limit = options_.slow_callback.count();
-    if (!options_.log || limit <= 0 || ns < limit) return;
-    std::fprintf(log_,
-                 "grove debug %s  warning: a callback blocked the loop for %.1f ms (task%s); "
-                 "a task that computes or blocks this long should use grove::to_thread\n",
-                 stamp(loop_now()).c_str(), static_cast<double>(ns) / 1e6,
-                 current_.empty() ? " unknown: not a task, or one that did not start here"
-                                  : current_.c_str());
-  }
+  // The process is about to die (a third signal): the trace is written now.
+  void on_exit() noexcept override { write_trace(); }
 
-  void before_callback() noexcept { current_.clear(); }
+  void before_callback() noexcept {
+    longest_ns_ = 0;
+    longest_.clear();
+    open_segment();
+  }
+  // After the callback: the longest stretch one task (or the loop's own
+  // code, between tasks) ran for, if the whole callback was slow.
+  void after_callback(std::int64_t ns) noexcept {
+    auto limit = options_.slow_callback.count();
+    try {
+      close_segment("");
+    } catch (...) {
+    }
+    if (ns < limit) return;
+    std::fprintf(
+        log_,
+        "grove debug %s  warning: a callback blocked the loop for %.1f ms, %.1f ms of it in "
+        "%s; a task that computes or blocks this long should use grove::to_thread\n",
+        stamp(loop_now()).c_str(), static_cast<double>(ns) / 1e6,
+        static_cast<double>(longest_ns_) / 1e6,
+        longest_.empty() ? "the loop's own code (an fd event, a timer)"
+                         : ("task" + longest_).c_str());
+  }
   bool wants_callback_times() const noexcept {
     return options_.log && options_.slow_callback.count() > 0;
   }
@@ -305,7 +360,7 @@ class debug_session final : public trace_sink {
   void log(const frame_record& r, const char* what, time_point now) {
     if (!options_.log) return;
     std::fprintf(log_, "grove debug %s  %s%s: %s\n", stamp(now).c_str(),
-                 r.cleanup ? "cleanup" : "task", label(&r).c_str(), what);
+                 r.cleanup ? "cleanup" : "task", full_label(r).c_str(), what);
   }
 
   // Async slices (ph b/e, one id per task): tasks interleave on one thread,
@@ -339,8 +394,15 @@ class debug_session final : public trace_sink {
     return r.cleanup ? "cleanup " + n : n;
   }
 
+  // A frame's start is known late (at its first own event), so events are
+  // kept with their time and sorted when written.
+  std::string& add_event(time_point now) {
+    double us = std::chrono::duration<double, std::micro>(now - start_).count();
+    return events_.push_back({us, events_.size(), {}}), events_.back().json;
+  }
+
   void slice(char ph, const frame_record& r, time_point now) {
-    std::string& ev = events_.emplace_back();
+    std::string& ev = add_event(now);
     ev += "{\"ph\":\"";
     ev += ph;
     ev += "\",\"cat\":\"";
@@ -354,7 +416,7 @@ class debug_session final : public trace_sink {
   }
 
   void instant(const std::string& what, const char* cat, time_point now, const frame_record* r) {
-    std::string& ev = events_.emplace_back();
+    std::string& ev = add_event(now);
     ev += "{\"ph\":\"i\",\"s\":\"";
     ev += r != nullptr ? "t" : "g";
     ev += "\",\"cat\":\"";
@@ -374,33 +436,39 @@ class debug_session final : public trace_sink {
   // Slices still open (a forced exit cut a task short) are closed at the
   // end, so every b has its e.
   void write_trace() noexcept {
-    if (!tracing()) return;
+    if (!tracing() || written_) return;
+    written_ = true;
     try {
       time_point end = loop_now();
       if (end < last_) end = last_;
       for (auto& [id, key] : open_) {
         auto nul = key.find('\0');
-        std::string& ev = events_.emplace_back();
+        std::string& ev = add_event(end);
         ev += "{\"ph\":\"e\",\"cat\":\"" + key.substr(nul + 1) + "\",\"id\":" + std::to_string(id) +
               ",\"name\":";
         json_string(ev, key.substr(0, nul));
         ev += ",\"ts\":" + micros(end) + ",\"pid\":1,\"tid\":1}";
       }
-      std::FILE* f = std::fopen(options_.trace_file.c_str(), "w");
+      std::string path = trace_path(options_.trace_file);
+      std::FILE* f = std::fopen(path.c_str(), "w");
       if (f == nullptr) {
-        std::fprintf(stderr, "grove: cannot write the trace file %s: %s\n",
-                     options_.trace_file.c_str(), std::strerror(errno));
+        std::fprintf(stderr, "grove: cannot write the trace file %s: %s\n", path.c_str(),
+                     std::strerror(errno));
         return;
       }
+      std::sort(events_.begin(), events_.end(),
+                [](const trace_event_text& a, const trace_event_text& b) {
+                  return a.us != b.us ? a.us < b.us : a.seq < b.seq;
+                });
       std::fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", f);
       for (std::size_t i = 0; i < events_.size(); ++i) {
-        std::fputs(events_[i].c_str(), f);
+        std::fputs(events_[i].json.c_str(), f);
         std::fputs(i + 1 < events_.size() ? ",\n" : "\n", f);
       }
       std::fputs("]}\n", f);
       if (std::fclose(f) != 0)
-        std::fprintf(stderr, "grove: writing the trace file %s failed: %s\n",
-                     options_.trace_file.c_str(), std::strerror(errno));
+        std::fprintf(stderr, "grove: writing the trace file %s failed: %s\n", path.c_str(),
+                     std::strerror(errno));
     } catch (...) {
       std::fputs("grove: the trace could not be written (out of memory)\n", stderr);
     }
@@ -410,12 +478,46 @@ class debug_session final : public trace_sink {
   std::FILE* log_;
   time_point start_ = loop_now();
   time_point last_ = start_;
-  std::string current_;  // the label of the task the current callback runs
-  std::vector<std::string> events_;
+  // The segment of the current callback since the last frame event:
+  // when it began, on the steady clock (for the slow-callback warning) and
+  // the loop's (for a frame's start); and the longest one so far.
+  std::chrono::steady_clock::time_point segment_start_{};
+  time_point segment_loop_start_ = start_;
+  std::int64_t longest_ns_ = 0;
+  std::string longest_;
+
+  void open_segment() {
+    if (wants_callback_times()) segment_start_ = std::chrono::steady_clock::now();
+    segment_loop_start_ = loop_now();
+  }
+  void close_segment(const std::string& who) {
+    if (wants_callback_times()) {
+      auto t = std::chrono::steady_clock::now();
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t - segment_start_).count();
+      if (ns > longest_ns_) {
+        longest_ns_ = ns;
+        longest_ = who;
+      }
+      segment_start_ = t;
+    }
+    segment_loop_start_ = loop_now();
+  }
+  struct trace_event_text {
+    double us;        // since the session started
+    std::size_t seq;  // ties keep the order they happened in
+    std::string json;
+  };
+  std::vector<trace_event_text> events_;
+  bool written_ = false;
   std::unordered_map<std::uint64_t, std::string> open_;
 };
 
 }  // namespace detail
+
+std::string signal_name(int signo) {
+  const char* abbrev = signo > 0 ? ::sigabbrev_np(signo) : nullptr;  // null for real-time signals
+  return abbrev != nullptr ? "SIG" + std::string(abbrev) : "signal " + std::to_string(signo);
+}
 
 debug_options debug_options::from_environment() {
   debug_options o;
@@ -478,6 +580,10 @@ bool times_callbacks(const debug_session& s) noexcept {
 
 void before_callback(debug_session& s) noexcept {
   s.before_callback();
+}
+
+void after_callback(debug_session& s, std::int64_t ns) noexcept {
+  s.after_callback(ns);
 }
 
 }  // namespace grove::detail

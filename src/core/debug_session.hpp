@@ -14,5 +14,6 @@ trace_sink& sink_of(debug_session& s) noexcept;
 // Whether callbacks must be timed, and the calls around one.
 bool times_callbacks(const debug_session& s) noexcept;
 void before_callback(debug_session& s) noexcept;
+void after_callback(debug_session& s, std::int64_t ns) noexcept;
 
 }  // namespace grove::detail

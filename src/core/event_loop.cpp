@@ -153,7 +153,7 @@ void event_loop::run_timed(F callback) {
   auto t0 = std::chrono::steady_clock::now();
   callback();
   auto ns = std::chrono::duration_cast<duration>(std::chrono::steady_clock::now() - t0).count();
-  if (debug_ != nullptr) detail::sink_of(*debug_).on_callback(ns);
+  if (debug_ != nullptr) detail::after_callback(*debug_, ns);
 }
 
 // Runs what was ready when the batch began, at most batch_limit tasks; the

@@ -32,11 +32,6 @@ exit_status exit_status::from_siginfo(int how, int value) noexcept {
   return s;
 }
 
-std::string signal_name(int signo) {
-  const char* abbrev = ::sigabbrev_np(signo);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
-}
-
 std::string exit_status::describe() const {
   if (!signaled_) return "exited with code " + std::to_string(value_);
   return "killed by " + signal_name(value_);

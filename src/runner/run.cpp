@@ -74,9 +74,8 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
     bool any = false;
     for (int signo : options.signals)
       if (signo == options.dump_signal)
-        throw std::invalid_argument("grove::run: run_options::dump_signal (" +
-                                    std::to_string(signo) +
-                                    ") is also a shutdown signal; pick another, or 0");
+        throw std::invalid_argument("grove::run: run_options::dump_signal (" + signal_name(signo) +
+                                    ") is also in run_options::signals; pick another, or 0");
     std::vector<int> wanted = options.signals;
     if (options.dump_signal != 0) wanted.push_back(options.dump_signal);
     bool shutdown_any = false;  // else only the dump signal: it wakes no task
@@ -84,12 +83,19 @@ signal_bridge::signal_bridge(event_loop& loop, const run_options& options)
       if (signo == SIGKILL || signo == SIGSTOP)
         throw std::invalid_argument(
             "grove::run: SIGKILL and SIGSTOP cannot be caught; "
-            "remove them from run_options::signals");
+            "remove them from run_options::signals (or dump_signal)");
       struct sigaction current{};
       if (signo <= 0 || ::sigaction(signo, nullptr, &current) != 0)
-        throw std::invalid_argument("grove::run: run_options::signals holds " +
+        throw std::invalid_argument(std::string(signo == options.dump_signal
+                                                    ? "grove::run: run_options::dump_signal is "
+                                                    : "grove::run: run_options::signals holds ") +
                                     std::to_string(signo) + ", which is not a signal");
       if (current.sa_handler == SIG_IGN) continue;  // inherited "ignore" is respected
+      // The dump signal is taken only while nobody else wants it: a handler
+      // the program installed keeps its signal.
+      if (signo == options.dump_signal &&
+          (current.sa_flags & SA_SIGINFO || current.sa_handler != SIG_DFL))
+        continue;
       sigaddset(&set_, signo);
       any = true;
       shutdown_any = shutdown_any || signo != options.dump_signal;
@@ -158,8 +164,12 @@ void signal_bridge::on_readable(fd_watch* w, std::uint32_t) {
 void signal_bridge::on_signal(int signo) {
   if (signo == options_->dump_signal) {
     if (tl_trace != nullptr) tl_trace->on_signal(signo, 0);
-    std::string tree = task_tree_text();
-    std::fputs(tree.c_str(), stderr);
+    try {
+      std::string tree = task_tree_text();
+      std::fputs(tree.c_str(), stderr);
+    } catch (...) {
+      std::fputs("grove: the task tree could not be printed (out of memory)\n", stderr);
+    }
     std::fflush(stderr);
     return;
   }
@@ -195,6 +205,7 @@ void signal_bridge::enter_stage(int stage, int signo) noexcept {
       loop_->force_cancel();
       break;
     default:
+      if (tl_trace != nullptr) tl_trace->on_exit();  // nothing unwinds: write the trace now
       die_by(first_signo_);
   }
 }
@@ -205,7 +216,7 @@ void signal_bridge::report_forced(int signo) noexcept {
   try {
     std::string msg = "grove: ";
     msg += signo == 0 ? "the grace period ran out"
-                      : std::string("a second signal (SIG") + sigabbrev_np(signo) + ") came";
+                      : "a second signal (" + signal_name(signo) + ") came";
     msg += "; forcing shutdown. These tasks were still running or cleaning up:\n";
     msg += task_tree_text();
     std::fputs(msg.c_str(), stderr);
@@ -237,9 +248,13 @@ void signal_bridge::drain() noexcept {
   for (;;) {
     ssize_t n = ::read(fd_, info, sizeof info);
     if (n <= 0) return;
-    if (stage_ == 0) {
-      first_signo_ = static_cast<int>(info[0].ssi_signo);
-      stage_ = 1;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof info[0]; ++i) {
+      auto signo = static_cast<int>(info[i].ssi_signo);
+      if (signo == options_->dump_signal) continue;  // a late dump request: nothing to show
+      if (stage_ == 0) {
+        first_signo_ = signo;
+        stage_ = 1;
+      }
     }
   }
 }

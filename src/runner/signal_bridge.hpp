@@ -36,10 +36,13 @@ namespace detail {
 class signal_bridge {
  public:
   // Checks that run() is not nested and not already active in another
-  // thread (std::logic_error), validates the signals (std::invalid_argument
-  // for SIGKILL, SIGSTOP or a number that is not a signal), blocks the
-  // signals that are not ignored (SIG_IGN stays ignored) in the calling
-  // thread, opens a signalfd and registers it with `loop`. Throws
+  // thread (std::logic_error), validates the signals and the dump signal
+  // (std::invalid_argument for SIGKILL, SIGSTOP, a number that is not a
+  // signal, or the dump signal among the shutdown signals), blocks the
+  // signals that are not ignored (SIG_IGN stays ignored; the dump signal is
+  // taken only at SIG_DFL) in the calling thread, opens a signalfd and
+  // registers it with `loop` (passive when only the dump signal is read: it
+  // wakes no task, so a deadlock is still reported). Throws
   // std::system_error when the kernel refuses; nothing is left changed then.
   // `options` must outlive the bridge.
   signal_bridge(event_loop& loop, const run_options& options);

@@ -1,6 +1,7 @@
 // Task names, states and the task-tree dump; the leak report of a
 // primitive destroyed while tasks wait on it.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <grove/debug.hpp>
 #include <sstream>
@@ -133,12 +134,29 @@ TEST(task_tree, outside_a_loop_the_dump_says_so) {
   EXPECT_EQ(task_tree_text(), "grove: no loop is running on this thread: no task tree to show\n");
 }
 
-TEST(task_tree, a_name_given_to_a_task_that_is_destroyed_unrun_is_dropped) {
-  for (int i = 0; i < 3; ++i) {
+TEST(task_tree, a_name_goes_with_its_frame) {
+  std::size_t before = detail::traced_frames();
+  {
     task<void> t = named("never run", sleeper(1s));
-  }  // the frame and its table entry go together (ASan would see a leak otherwise)
-  auto o = run_virtual([]() -> task<void> { co_await named("run", sleeper(1s)); }());
+    EXPECT_EQ(detail::traced_frames(), before + 1);
+  }  // destroyed unrun
+  EXPECT_EQ(detail::traced_frames(), before);
+  auto o = run_virtual([]() -> task<void> {
+    co_await named("run", sleeper(1s));
+    co_await with_task_group([](task_group& g) -> task<void> {
+      for (int i = 0; i < 10; ++i) g.spawn(named("child", sleeper), 1s);
+      co_return;
+    });
+  }());
   EXPECT_TRUE(o.has_value());
+  EXPECT_EQ(detail::traced_frames(), before);
+}
+
+TEST(task_tree, a_trace_file_name_may_hold_the_process_id) {
+  std::string pid = std::to_string(::getpid());
+  EXPECT_EQ(detail::trace_path("/tmp/run-%p.json"), "/tmp/run-" + pid + ".json");
+  EXPECT_EQ(detail::trace_path("plain.json"), "plain.json");
+  EXPECT_EQ(detail::trace_path("100%"), "100%");
 }
 
 #ifndef NDEBUG

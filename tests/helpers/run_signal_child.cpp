@@ -29,6 +29,8 @@
 //   --nested         main calls grove::run (an error)
 //   --unsynced-cout  std::ios::sync_with_stdio(false): std::cout keeps its
 //                    own buffer, which fflush(nullptr) does not reach
+//   --no-report      run_options::report_forced = false
+//   --trace FILE     run_options::debug.trace_file
 #include <signal.h>
 #include <unistd.h>
 
@@ -60,6 +62,8 @@ struct config {
   int raise_self = 0;
   bool nested = false;
   bool unsynced_cout = false;
+  bool no_report = false;
+  const char* trace = nullptr;
 } cfg;
 
 grove::duration ms(long n) {
@@ -213,6 +217,10 @@ int main(int argc, char** argv) {
       cfg.nested = true;
     else if (a == "--unsynced-cout")
       cfg.unsynced_cout = true;
+    else if (a == "--no-report")
+      cfg.no_report = true;
+    else if (a == "--trace" && has_value)
+      cfg.trace = argv[++i];
     else {
       std::fprintf(stderr, "run_signal_child: unknown argument %s\n", argv[i]);
       return 2;
@@ -224,6 +232,8 @@ int main(int argc, char** argv) {
   grove::run_options options;
   if (cfg.grace_ms >= 0) options.grace = ms(cfg.grace_ms);
   if (cfg.debounce_ms >= 0) options.debounce = ms(cfg.debounce_ms);
+  if (cfg.no_report) options.report_forced = false;
+  if (cfg.trace != nullptr) options.debug.trace_file = cfg.trace;
   options.on_signal = [](int signo, int stage) {
     char line[96];
     if (steps_at_kill >= 0)

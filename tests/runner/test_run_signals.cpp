@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <coroutine>
 #include <cstring>
+#include <fstream>
 #include <grove/grove.hpp>
 #include <mutex>
 #include <sstream>
@@ -287,6 +288,50 @@ TEST(run_signals, a_second_signal_that_forces_prints_the_tree_too) {
   EXPECT_NE(r.err.find("a second signal (SIGINT) came; forcing shutdown"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("cleanup \"cleanup\": cancelling, suspended"), std::string::npos) << r.err;
+}
+
+TEST(run_signals, report_forced_false_prints_no_tree) {
+  auto c = start_child({"--cleanup-ms", "10000", "--grace-ms", "100", "--no-report"});
+  ASSERT_TRUE(c.read_until_line("ready"));
+  c.signal(SIGTERM);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGTERM));
+  EXPECT_EQ(r.err.find("forcing shutdown"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("task tree"), std::string::npos) << r.err;
+}
+
+TEST(run_signals, a_dump_signal_pending_as_main_ends_is_no_shutdown) {
+  // main raises SIGUSR1 (blocked by run: it stays pending) and returns 3:
+  // run drains it after the loop, and must not die by it.
+  auto c = start_child({"--raise-self", std::to_string(SIGUSR1), "--exit", "3"});
+  auto r = c.wait();
+  ASSERT_TRUE(WIFEXITED(r.status)) << "status " << r.status << "\n" << r.err;
+  EXPECT_EQ(WEXITSTATUS(r.status), 3);
+}
+
+TEST(run_signals, the_trace_is_written_even_when_a_third_signal_ends_the_process) {
+  std::string path =
+      ::testing::TempDir() + "/run_signals_trace_" + std::to_string(::getpid()) + ".json";
+  std::remove(path.c_str());
+  auto c =
+      start_child({"--cleanup-ms", "10000", "--stubborn", "--debounce-ms", "0", "--trace", path});
+  ASSERT_TRUE(c.read_until_line("ready"));
+  c.signal(SIGTERM);
+  ASSERT_TRUE(c.read_until_line("cleanup started"));
+  c.signal(SIGTERM);
+  ASSERT_TRUE(c.read_until_line(signal_line(SIGTERM, 2)));
+  c.signal(SIGTERM);
+  auto r = c.wait();
+  EXPECT_TRUE(killed_by(r, SIGTERM));
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "no trace at " << path;
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string t = text.str();
+  EXPECT_EQ(count_of(t, "\"ph\":\"b\""), count_of(t, "\"ph\":\"e\"")) << t;
+  EXPECT_NE(t.find("\"name\":\"cleanup cleanup\""), std::string::npos) << t;
+  EXPECT_NE(t.find("SIGTERM: shutdown stage 3"), std::string::npos) << t;
+  std::remove(path.c_str());
 }
 
 TEST(run_signals, a_duplicate_within_the_debounce_window_counts_once) {
@@ -560,6 +605,36 @@ TEST(run, a_main_cancelled_without_a_signal_returns_1) {
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(code, 1);
   EXPECT_NE(err.find("cancelled without a shutdown signal"), std::string::npos) << err;
+}
+
+TEST(run, the_dump_signal_cannot_also_be_a_shutdown_signal) {
+  grove::run_options o;
+  o.signals = {SIGINT, SIGUSR1};
+  EXPECT_THROW(grove::run([]() -> grove::task<int> { co_return 0; }, o), std::invalid_argument);
+  o.signals = {SIGINT};
+  o.dump_signal = 999;
+  try {
+    grove::run([]() -> grove::task<int> { co_return 0; }, o);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("dump_signal"), std::string::npos) << e.what();
+  }
+}
+
+std::atomic<int> usr1_handled{0};
+
+TEST(run, a_handler_the_program_installed_keeps_the_dump_signal) {
+  struct sigaction mine{}, old{};
+  mine.sa_handler = [](int) { usr1_handled.fetch_add(1); };
+  sigemptyset(&mine.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR1, &mine, &old), 0);
+  int code = grove::run([]() -> grove::task<int> {
+    ::raise(SIGUSR1);  // not blocked by run: the handler runs at once
+    co_return usr1_handled.load() == 1 ? 0 : 1;
+  });
+  ::sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(usr1_handled.load(), 1);
 }
 
 TEST(run, uncatchable_or_invalid_signals_are_rejected) {

@@ -5,8 +5,10 @@
 // predictable branch per task event and nothing else.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace grove::detail {
@@ -16,8 +18,9 @@ struct promise_base;
 // What happened to a frame, in the order a frame sees them.
 enum class frame_event : unsigned char {
   attached,          // spawned into a group, or awaited: it has a parent now
-  started,           // first resumed
-  resumed,           // resumed after a wait (not logged: tells the slow-callback warning who ran)
+  started,           // first ran (known at its first own event: no hook at its start)
+  suspended,         // it suspends in a wait (not logged)
+  resumed,           // resumed after a wait (not logged)
   cancel_requested,  // a cancellation reached it; it notices at its next suspension
   cancel_delivered,  // a cancellation reached it suspended: it unwinds now
   cleanup_started,   // a finally's cleanup began (the event is the cleanup's frame)
@@ -33,8 +36,8 @@ class trace_sink {
   // The process received `signo` (0: the grace period ran out) and run
   // entered shutdown stage `stage`; 0 for a signal that starts no stage.
   virtual void on_signal(int signo, int stage) noexcept = 0;
-  // A callback the loop ran (a task resumed, or an fd event) took `ns`.
-  virtual void on_callback(std::int64_t ns) noexcept = 0;
+  // The process is about to die without unwinding (a third signal).
+  virtual void on_exit() noexcept = 0;
 
  protected:
   ~trace_sink() = default;
@@ -60,7 +63,12 @@ inline void trace(const promise_base& p, frame_event e) noexcept {
 // destroyed.
 void name_frame(promise_base& p, std::string_view name);
 void forget_frame(const promise_base& p) noexcept;
-// Records when a named (or traced) frame suspended, for the dump's "for how long".
+// How many frames have an entry (for tests: entries go with their frames).
+std::size_t traced_frames() noexcept;
+// A trace file name with "%p" replaced by the process id.
+std::string trace_path(const std::string& pattern);
+// Records when a named (or traced) frame suspended, for the dump's "for how
+// long", and tells the sink.
 void note_suspended(promise_base& p) noexcept;
 
 }  // namespace grove::detail
