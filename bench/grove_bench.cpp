@@ -76,6 +76,15 @@ result w1(long n) {
   return r;
 }
 
+// W2 and W2s: ns per job, checked: every job ran, and C of them at once.
+result limited_result(steady::duration took, long n, long c, long counter, long peak) {
+  result r;
+  r.value = ns_per(took, n);
+  if (counter != n) r.check = "counter " + std::to_string(counter);
+  if (peak != std::min(n, c)) r.check = "peak " + std::to_string(peak);
+  return r;
+}
+
 // W2: N jobs through run_tasks with C slots; each job yields once.
 result w2(long n, long c) {
   long counter = 0, running = 0, peak = 0;
@@ -99,11 +108,7 @@ result w2(long n, long c) {
     t1 = steady::now();
   }());
   o.value();
-  result r;
-  r.value = ns_per(t1 - t0, n);
-  if (counter != n) r.check = "counter " + std::to_string(counter);
-  if (peak != std::min(n, c)) r.check = "peak " + std::to_string(peak);
-  return r;
+  return limited_result(t1 - t0, n, c, counter, peak);
 }
 
 // W2s: N jobs spawned into one task group, each taking one of C permits of a
@@ -133,11 +138,7 @@ result w2s(long n, long c) {
     t1 = steady::now();
   }());
   o.value();
-  result r;
-  r.value = ns_per(t1 - t0, n);
-  if (counter != n) r.check = "counter " + std::to_string(counter);
-  if (peak != std::min(n, c)) r.check = "peak " + std::to_string(peak);
-  return r;
+  return limited_result(t1 - t0, n, c, counter, peak);
 }
 
 // W3: N jobs, C slots, each sleeping an hour with a cleanup that counts

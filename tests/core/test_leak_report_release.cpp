@@ -11,6 +11,7 @@
 #include <grove/debug.hpp>
 #include <string>
 
+#include "core/leak_scenarios.hpp"
 #include "virtual_time.hpp"
 
 namespace grove::testing {
@@ -19,16 +20,7 @@ namespace {
 TEST(leak_report_release, an_orphaned_semaphore_waiter_is_reported_and_can_still_be_cancelled) {
   std::string dump_after;
   ::testing::internal::CaptureStderr();
-  auto o = run_virtual([&]() -> task<void> {
-    auto* sem = new semaphore(0);
-    co_await with_task_group([&](task_group& g) -> task<void> {
-      g.spawn(named("stuck waiter", [sem]() -> task<void> { co_await sem->acquire(); }));
-      co_await sleep(1s);
-      delete sem;  // the bug: reported, the waiter orphaned
-      dump_after = task_tree_text();
-      g.cancel();  // the orphan unwinds without touching the semaphore
-    });
-  }());
+  auto o = run_virtual(semaphore_deleted_under_a_waiter(&dump_after));
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(o.has_value() || o.cancelled());
   EXPECT_NE(err.find("grove: leak: a grove::semaphore was destroyed while 1 task waits on it"),
@@ -42,16 +34,7 @@ TEST(leak_report_release, an_orphaned_semaphore_waiter_is_reported_and_can_still
 
 TEST(leak_report_release, orphaned_event_waiters_are_reported_and_can_still_be_cancelled) {
   ::testing::internal::CaptureStderr();
-  auto o = run_virtual([&]() -> task<void> {
-    auto* ev = new event;
-    co_await with_task_group([&](task_group& g) -> task<void> {
-      g.spawn(named("first", [ev]() -> task<void> { co_await ev->wait(); }));
-      g.spawn(named("second", [ev]() -> task<void> { co_await ev->wait(); }));
-      co_await sleep(1s);
-      delete ev;
-      g.cancel();
-    });
-  }());
+  auto o = run_virtual(event_deleted_under_two_waiters());
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(o.has_value() || o.cancelled());
   EXPECT_NE(err.find("grove::event was destroyed while 2 tasks wait on it"), std::string::npos)

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "core/leak_scenarios.hpp"
 #include "virtual_time.hpp"
 
 namespace grove::testing {
@@ -162,36 +163,15 @@ TEST(task_tree, a_trace_file_name_may_hold_the_process_id) {
 #ifndef NDEBUG
 TEST(leak_report_death, a_semaphore_destroyed_while_tasks_wait_names_them) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  auto leak = [] {
-    run_virtual([]() -> task<void> {
-      auto* sem = new semaphore(0);
-      co_await with_task_group([&](task_group& g) -> task<void> {
-        g.spawn(named("stuck waiter", [sem]() -> task<void> { co_await sem->acquire(); }));
-        co_await sleep(1s);
-        delete sem;  // the bug
-      });
-    }());
-  };
-  EXPECT_DEATH(leak(),
+  EXPECT_DEATH(run_virtual(semaphore_deleted_under_a_waiter(nullptr)),
                "grove: leak: a grove::semaphore was destroyed while 1 task waits on it"
                "(.|\n)*child \"stuck waiter\": suspended(.|\n)*semaphore acquire");
 }
 
 TEST(leak_report_death, an_event_destroyed_while_tasks_wait_names_them) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  auto leak = [] {
-    run_virtual([]() -> task<void> {
-      auto* ev = new event;
-      co_await with_task_group([&](task_group& g) -> task<void> {
-        g.spawn(named("first", [ev]() -> task<void> { co_await ev->wait(); }));
-        g.spawn(named("second", [ev]() -> task<void> { co_await ev->wait(); }));
-        co_await sleep(1s);
-        delete ev;
-      });
-    }());
-  };
   EXPECT_DEATH(
-      leak(),
+      run_virtual(event_deleted_under_two_waiters()),
       "grove::event was destroyed while 2 tasks wait on it(.|\n)*\"first\"(.|\n)*\"second\"");
 }
 #endif
