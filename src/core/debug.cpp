@@ -296,7 +296,7 @@ class debug_session final : public trace_sink {
         log(r, "started", segment_loop_start_);
         trace_event(r, frame_event::started, segment_loop_start_);
       }
-      if (runs) close_segment(full_label(r));
+      if (runs) close_segment(&r);
       if (e == frame_event::resumed) open_segment();
       if (e == frame_event::cleanup_started) r.cleanup = true;
       if (e != frame_event::resumed && e != frame_event::suspended && e != frame_event::destroyed)
@@ -331,7 +331,7 @@ class debug_session final : public trace_sink {
   void after_callback(std::int64_t ns) noexcept {
     auto limit = options_.slow_callback.count();
     try {
-      close_segment("");
+      close_segment(nullptr);
     } catch (...) {
     }
     if (ns < limit) return;
@@ -490,13 +490,14 @@ class debug_session final : public trace_sink {
     if (wants_callback_times()) segment_start_ = std::chrono::steady_clock::now();
     segment_loop_start_ = loop_now();
   }
-  void close_segment(const std::string& who) {
+  // `who` ran the segment (null: the loop's own code).
+  void close_segment(const frame_record* who) {
     if (wants_callback_times()) {
       auto t = std::chrono::steady_clock::now();
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t - segment_start_).count();
       if (ns > longest_ns_) {
         longest_ns_ = ns;
-        longest_ = who;
+        longest_ = who != nullptr ? full_label(*who) : std::string();
       }
       segment_start_ = t;
     }
