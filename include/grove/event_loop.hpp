@@ -140,7 +140,8 @@ class event_loop {
   detail::promise_base* root_ = nullptr;
   debug_options debug_options_;
   detail::debug_session_ptr debug_;
-  bool root_finished_ = false;  // the root was cancelled synchronously
+  bool root_finished_ = false;         // the root was cancelled synchronously
+  std::size_t attached_at_enter_ = 0;  // detail::tl_attached when run began
   std::mutex remote_mutex_;
   detail::intrusive_list<detail::ready_node> remote_;
 };

@@ -43,11 +43,15 @@ struct promise_base {
   // The frame has an entry in the debug table (a name, an id, a time):
   // destroying it drops the entry (detail/trace.hpp). In padding too.
   bool traced = false;
+  // A runner attached it: it counts in tl_attached until it is destroyed,
+  // so a loop can tell when one of its tasks outlives it. In padding too.
+  bool attached = false;
 
   promise_base() noexcept = default;
   promise_base(const promise_base&) = delete;
   promise_base& operator=(const promise_base&) = delete;
   ~promise_base() {
+    if (attached) --tl_attached;
     if (traced) [[unlikely]]
       forget_frame(*this);
   }
@@ -91,6 +95,8 @@ struct promise_base {
   void attach(cancel_node* context, frame_parent* end) noexcept {
     node = context;
     parent = end;
+    if (!attached) ++tl_attached;
+    attached = true;
     trace(*this, frame_event::attached);
   }
 

@@ -21,6 +21,7 @@ namespace grove {
 namespace detail {
 
 constinit thread_local trace_sink* tl_trace = nullptr;
+constinit thread_local std::size_t tl_attached = 0;
 
 namespace {
 
@@ -220,6 +221,25 @@ void report_leaked_waiters(const char* what, std::size_t n) noexcept {
     std::fputs(msg.c_str(), stderr);
   } catch (...) {
     std::fprintf(stderr, "grove: leak: a %s was destroyed while %zu tasks wait on it\n", what, n);
+  }
+  std::fflush(stderr);
+}
+
+void report_pending_tasks(std::size_t n) noexcept {
+  try {
+    std::string msg =
+        "grove: leak: " + std::to_string(n) +
+        (n == 1 ? " task that ran on this loop is" : " tasks that ran on this loop are") +
+        " still pending as it stops: outside its task tree (a runner's API used by "
+        "hand?), never resumed, never destroyed.";
+    std::string names;
+    for (const auto& [p, r] : tl_frames.records)
+      if (p->attached && !r.name.empty()) names += " \"" + r.name + "\"";
+    if (!names.empty()) msg += " Named:" + names + ".";
+    msg += '\n';
+    std::fputs(msg.c_str(), stderr);
+  } catch (...) {
+    std::fprintf(stderr, "grove: leak: %zu tasks still pending as their loop stops\n", n);
   }
   std::fflush(stderr);
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cassert>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <grove/detail/reaper.hpp>
 #include <grove/event_loop.hpp>
@@ -241,6 +242,7 @@ void event_loop::enter(detail::promise_base& root) {
   }
   if (debug_ != nullptr) detail::tl_trace = &detail::sink_of(*debug_);
   root_finished_ = false;
+  attached_at_enter_ = detail::tl_attached;
   forced_ = false;
 }
 
@@ -248,6 +250,14 @@ void event_loop::enter(detail::promise_base& root) {
 // after the loop stopped never touch it.
 void event_loop::leave() noexcept {
   detail::reap();
+  // Every frame of the tree is gone by now (run destroyed the root, the
+  // reaper what it cancelled): one still counted lives outside the tree.
+  if (detail::tl_attached > attached_at_enter_) [[unlikely]] {
+    detail::report_pending_tasks(detail::tl_attached - attached_at_enter_);
+#ifndef NDEBUG
+    std::abort();
+#endif
+  }
   timers_.clear();
   ready_.clear();
   detail::tl_trace = nullptr;

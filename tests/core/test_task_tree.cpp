@@ -168,6 +168,24 @@ TEST(leak_report_death, a_semaphore_destroyed_while_tasks_wait_names_them) {
                "(.|\n)*child \"stuck waiter\": suspended(.|\n)*semaphore acquire");
 }
 
+// grove's own runners cannot leave a task behind; using a runner's API by
+// hand can: this task starts outside the tree, sleeps, and the root ends.
+TEST(leak_report_death, a_task_still_pending_when_its_loop_stops_is_reported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto escape = [] {
+    virtual_loop loop;
+    loop.run([]() -> task<void> {
+      auto h = named("escapee", sleeper(1h)).release();
+      h.promise().attach(nullptr, nullptr);  // as a runner would, but nobody waits for it
+      h.resume();                            // it runs to its sleep and stays there
+      co_return;
+    }());
+  };
+  EXPECT_DEATH(escape(),
+               "grove: leak: 1 task that ran on this loop is still pending as it stops"
+               "(.|\n)*Named: \"escapee\"");
+}
+
 TEST(leak_report_death, an_event_destroyed_while_tasks_wait_names_them) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(

@@ -50,6 +50,11 @@ struct debug_session_deleter {
 };
 using debug_session_ptr = std::unique_ptr<debug_session, debug_session_deleter>;
 
+// Frames attached on this thread (to a runner: awaited, spawned, the root)
+// and not yet destroyed. A loop compares it when it stops: every frame of
+// its tree is gone by then.
+extern constinit thread_local std::size_t tl_attached;
+
 // The running loop's sink, or null (set by the loop while it runs).
 extern constinit thread_local trace_sink* tl_trace;
 
@@ -57,6 +62,11 @@ inline void trace(const promise_base& p, frame_event e) noexcept {
   if (tl_trace != nullptr) [[unlikely]]
     tl_trace->on_frame(p, e);
 }
+
+// Prints "N tasks ... still pending" (with the names of named ones) and the
+// loop's state to stderr (src/core/debug.cpp); the loop aborts after it
+// unless grove was built with NDEBUG.
+void report_pending_tasks(std::size_t n) noexcept;
 
 // Task names and ids live outside the frame (frames stay small); a frame
 // that has an entry carries promise_base::traced, and drops its entry when
