@@ -59,6 +59,9 @@ class event_loop {
   // Runs `t` to completion as the root task and returns how it ended.
   // Throws deadlock_error when nothing can ever wake the blocked tasks, and
   // std::logic_error when called while a loop already runs on this thread.
+  // A task started while it ran that is still alive when it stops (outside
+  // the tree: a runner's API used by hand) is reported on stderr, and
+  // aborts unless grove is built with NDEBUG (docs/debugging.md, Leaks).
   template <class T>
   outcome<T> run(task<T> t);
 
