@@ -14,10 +14,8 @@
 #include <grove/detail/timer_wheel.hpp>
 #include <grove/outcome.hpp>
 #include <grove/task.hpp>
-#include <limits>
 #include <mutex>
 #include <string>
-#include <vector>
 
 namespace grove {
 
@@ -108,14 +106,14 @@ class event_loop {
 
   void enter(detail::promise_base& root);  // throws std::logic_error when nested
   void leave() noexcept;
-  void run_until_done(const bool& done, detail::promise_base& root);
+  void run_until_done(const bool& done);
   void fire_timers(time_point now);
   std::size_t run_batch();
   template <class F>
   void run_timed(F callback);  // debug mode: the slow-callback warning
   void poll(bool may_block, time_point wake_at);
   bool poll_due() const noexcept;
-  [[noreturn]] void report_deadlock(const detail::promise_base& root);
+  [[noreturn]] void report_deadlock();  // with the tree from root_
   // Destroys the root's frame; what its destructors cancel is reaped too.
   // Not under a reap_guard: after a deadlock report the tree is still live,
   // and a destructor's cancel() must destroy what it cancels before it
@@ -192,7 +190,7 @@ outcome<T> event_loop::run(task<T> t) {
   start.target = h;
   post(start);
   try {
-    run_until_done(r.done, p);
+    run_until_done(r.done);
   } catch (...) {
     destroy_root(t);  // what is left is destroyed while this loop is current
     throw;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <grove/debug.hpp>
 #include <grove/event_loop.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <unordered_map>
@@ -29,11 +30,10 @@ namespace {
 struct frame_record {
   std::string name;
   std::uint64_t id = 0;
-  time_point since{};      // when it entered its current state
-  bool has_since = false;  // false: never seen suspending
-  bool cleanup = false;    // a finally's cleanup
-  bool open = false;       // a trace slice was begun
-  bool started = false;    // its first run was seen
+  std::optional<time_point> suspended_at;  // when it last suspended, if seen
+  bool cleanup = false;                    // a finally's cleanup
+  bool open = false;                       // a trace slice was begun
+  bool started = false;                    // its first run was seen
 };
 
 struct frame_table {
@@ -123,15 +123,11 @@ void forget_frame(const promise_base& p) noexcept {
 void note_suspended(promise_base& p) noexcept {
   if (tl_trace != nullptr) tl_trace->on_frame(p, frame_event::suspended);
   try {
-    frame_record& r = tl_frames.of(p);
-    r.since = loop_now();
-    r.has_since = true;
+    tl_frames.of(p).suspended_at = loop_now();
   } catch (...) {  // out of memory: the dump shows no duration
   }
 }
 
-// One line for the frame (its role, name, state, for how long), then what
-// it waits on, one level deeper.
 namespace {
 
 // While task_tree() runs: where describe_frame also puts each task.
@@ -184,8 +180,8 @@ void describe_frame(const promise_base& p, std::string& out, int depth, const ch
   info.status = status_of(p, started);
   bool live = info.status == task_status::running || info.status == task_status::suspended;
   info.cancelling = live && cancel_asked(p.node);
-  if (info.status == task_status::suspended && r != nullptr && r->has_since)
-    info.for_how_long = loop_now() - r->since;
+  if (info.status == task_status::suspended && r != nullptr && r->suspended_at)
+    info.for_how_long = loop_now() - *r->suspended_at;
 
   indent(out, depth);
   out += role;
@@ -430,8 +426,6 @@ class debug_session final : public trace_sink {
     ev += "\",\"id\":" + std::to_string(r.id) + ",\"name\":";
     json_string(ev, name_of(r));
     ev += ",\"ts\":" + micros(now) + ",\"pid\":1,\"tid\":1}";
-    if (ph == 'b') open_[r.id] = name_of(r) + '\0' + (r.cleanup ? "cleanup" : "task");
-    if (ph == 'e') open_.erase(r.id);
     last_ = now;
   }
 
@@ -461,14 +455,8 @@ class debug_session final : public trace_sink {
     try {
       time_point end = loop_now();
       if (end < last_) end = last_;
-      for (auto& [id, key] : open_) {
-        auto nul = key.find('\0');
-        std::string& ev = add_event(end);
-        ev += "{\"ph\":\"e\",\"cat\":\"" + key.substr(nul + 1) + "\",\"id\":" + std::to_string(id) +
-              ",\"name\":";
-        json_string(ev, key.substr(0, nul));
-        ev += ",\"ts\":" + micros(end) + ",\"pid\":1,\"tid\":1}";
-      }
+      for (auto& [p, r] : tl_frames.records)  // frames still alive: their slices end here
+        if (r.open) slice('e', r, end);
       std::string path = trace_path(options_.trace_file);
       std::FILE* f = std::fopen(path.c_str(), "w");
       if (f == nullptr) {
@@ -530,7 +518,6 @@ class debug_session final : public trace_sink {
   };
   std::vector<trace_event_text> events_;
   bool written_ = false;
-  std::unordered_map<std::uint64_t, std::string> open_;
 };
 
 }  // namespace detail

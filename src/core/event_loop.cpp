@@ -266,7 +266,7 @@ void event_loop::leave() noexcept {
   root_ = nullptr;
 }
 
-void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
+void event_loop::run_until_done(const bool& done) {
   auto finished = [&] { return done || root_finished_; };
   while (!finished()) {
     iteration_time_ = now();
@@ -281,16 +281,16 @@ void event_loop::run_until_done(const bool& done, detail::promise_base& root) {
     if (is_virtual() && external_ == 0) {
       poll(false, {});  // fd events are delivered, but never waited for
       if (!ready_.empty()) continue;
-      if (timers_.empty()) report_deadlock(root);
+      if (timers_.empty()) report_deadlock();
       virtual_now_ = std::max(virtual_now_, next);
       continue;
     }
-    if (timers_.empty() && watches_ == 0 && external_ == 0) report_deadlock(root);
+    if (timers_.empty() && watches_ == 0 && external_ == 0) report_deadlock();
     poll(true, is_virtual() ? time_point::max() : next);
   }
 }
 
-void event_loop::report_deadlock(const detail::promise_base&) {
+void event_loop::report_deadlock() {
   std::string report =
       "grove: deadlock: every task is blocked, no timer is pending and nothing "
       "else can wake them.\nTask tree:\n";
