@@ -56,6 +56,14 @@ inline int count_of(const std::string& text, const std::string& needle) {
   return n;
 }
 
+// Reads the run's stdout until jobs "a" and "b" (job.sh, -j2) both said
+// they started: both slots are busy. False at end of file.
+inline bool both_started(child_process& c) {
+  return c.read_until([](const std::string& out) {
+    return child_process::has_line(out, "a started") && child_process::has_line(out, "b started");
+  });
+}
+
 class cli_test : public ::testing::Test {
  protected:
   void SetUp() override {

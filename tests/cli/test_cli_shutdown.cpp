@@ -35,9 +35,7 @@ class cli_shutdown : public cli_test {
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), {job(mode), ":::", "a", "b", "c", "d"});
     child_process c = start(args);
-    EXPECT_TRUE(c.read_until([](const std::string& out) {
-      return child_process::has_line(out, "a started") && child_process::has_line(out, "b started");
-    }));
+    EXPECT_TRUE(both_started(c));
     auto sent = std::chrono::steady_clock::now();
     to_group ? c.signal_group(signo) : c.signal(signo);
     interrupted r{c.wait(), "", "", {}};
@@ -171,9 +169,7 @@ TEST_F(cli_shutdown, a_forced_stop_prints_an_unfinished_line) {
 TEST_F(cli_shutdown, a_second_signal_kills_at_once) {
   child_process c =
       start({"-j2", "--line-buffer", "--grace", "1h", job("ignore"), ":::", "a", "b"});
-  ASSERT_TRUE(c.read_until([](const std::string& out) {
-    return child_process::has_line(out, "a started") && child_process::has_line(out, "b started");
-  }));
+  ASSERT_TRUE(both_started(c));
   c.signal(SIGINT);
   ASSERT_TRUE(
       c.read_err_until_line("grove: SIGINT: no new job starts; 2 running get SIGINT, SIGKILL after "

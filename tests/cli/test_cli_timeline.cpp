@@ -77,9 +77,7 @@ TEST_F(cli_timeline, has_a_bar_per_job_of_its_states_class_and_the_halt_marked) 
 TEST_F(cli_timeline, a_shutdown_signal_is_marked_and_the_page_still_written) {
   child_process c = start({"-j2", "--line-buffer", "--timeline", path("t.html"), job("obey"),
                            ":::", "a", "b", "c", "d"});
-  ASSERT_TRUE(c.read_until([](const std::string& out) {
-    return child_process::has_line(out, "a started") && child_process::has_line(out, "b started");
-  }));
+  ASSERT_TRUE(both_started(c));
   EXPECT_NE(page().find("writes its timeline here when the run ends"), std::string::npos);
   EXPECT_EQ(count_of(page(), "class=\"bar "), 0);
   c.signal(SIGTERM);
@@ -100,9 +98,7 @@ TEST_F(cli_timeline, a_shutdown_signal_is_marked_and_the_page_still_written) {
 TEST_F(cli_timeline, a_second_signal_is_marked_too) {
   child_process c = start({"-j2", "--line-buffer", "--grace", "1h", "--timeline", path("t.html"),
                            job("ignore"), ":::", "a", "b"});
-  ASSERT_TRUE(c.read_until([](const std::string& out) {
-    return child_process::has_line(out, "a started") && child_process::has_line(out, "b started");
-  }));
+  ASSERT_TRUE(both_started(c));
   c.signal(SIGINT);
   ASSERT_TRUE(c.read_err_until_line(
       "grove: SIGINT: no new job starts; 2 running get SIGINT, SIGKILL after the grace period; "

@@ -37,9 +37,7 @@ TEST_F(cli_trace, every_job_is_a_named_slice_and_the_file_is_valid_json) {
 
 TEST_F(cli_trace, sigusr1_shows_the_running_jobs_and_the_run_goes_on) {
   child_process c = start({"-j2", "--line-buffer", job("obey"), ":::", "a", "b", "c"});
-  ASSERT_TRUE(c.read_until([](const std::string& out) {
-    return child_process::has_line(out, "a started") && child_process::has_line(out, "b started");
-  }));
+  ASSERT_TRUE(both_started(c));
   c.signal(SIGUSR1);
   ASSERT_TRUE(c.read_err_until(
       [](const std::string& err) { return err.find("grove: task tree at") != std::string::npos; }));
